@@ -1,0 +1,1 @@
+"""The Availability Engine core: the canonical inventory model and its partition state machine."""

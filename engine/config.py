@@ -1,0 +1,40 @@
+"""Every tunable limit and window of the engine, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may carry (DESIGN section 5's defaults)."""
+
+    lines_per_request_max: int = 500
+    movements_per_request_max: int = 1_000
+    items_per_query_max: int = 1_000
+    quantity_max: int = 1_000_000_000
+    ttl_seconds_max: int = 86_400
+    identifier_bytes_max: int = 128
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """How one partition keeps its tables; every table has a bound."""
+
+    hold_ttl_seconds_default: int = 900
+    idempotency_window_ms: int = 24 * HOUR_MS
+    # Beyond this many remembered keys the oldest are forgotten early.
+    idempotency_keys_max: int = 4_000_000
+    # Released, expired and shipped reservations stay answerable this long.
+    finished_reservations_window_ms: int = 24 * HOUR_MS
+    finished_reservations_max: int = 2_000_000
+    # Ring of on-hand movements kept so a late CYCLE_COUNT can re-apply what came after it.
+    movement_history_entries: int = 1 << 18
+    # How far a source's clock may run ahead of ours; bounds the history a count must see.
+    clock_skew_ms_max: int = 5 * 60_000
+    # Apply runs of single-line Reserves with numpy; off only to cross-check the slow path.
+    vectorized_reserves: bool = True
+    # The lower bits of this partition's reservation ids.
+    partition_id: int = 0

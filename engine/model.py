@@ -1,0 +1,239 @@
+"""The canonical inventory model: quantity states, commands and their results."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+# Column order of a partition's quantities; `available_to_sell` is derived, never stored.
+QUANTITIES = (
+    "on_hand",
+    "reserved",
+    "committed",
+    "safety_stock",
+    "damaged",
+    "quality_control",
+    "incoming",
+)
+# Quantities that `available_to_sell` subtracts from `on_hand`.
+NOT_SELLABLE = ("reserved", "committed", "safety_stock", "damaged", "quality_control")
+
+
+class MovementType(IntEnum):
+    """A stock movement; values match the wire enum `inventory.v1.MovementType`."""
+
+    RECEIPT = 1
+    INBOUND_EXPECTED = 2
+    ADJUSTMENT = 3
+    CYCLE_COUNT = 4
+    SALE = 5
+    SHIPMENT = 6
+    RETURN_RECEIVED = 7
+    RETURN_RESTOCKED = 8
+    RETURN_SCRAPPED = 9
+    DAMAGE = 10
+    TRANSFER_OUT = 11
+    TRANSFER_IN = 12
+    SAFETY_STOCK_SET = 13
+
+
+class ReservationStatus(IntEnum):
+    """How much of a Reserve was granted."""
+
+    HELD = 1
+    PARTIALLY_HELD = 2
+    REJECTED = 3
+
+
+class ReservationState(IntEnum):
+    """Where a reservation is in its life."""
+
+    HELD = 1
+    COMMITTED = 2
+    RELEASED = 3
+    EXPIRED = 4
+    SHIPPED = 5
+
+
+class LineCode(IntEnum):
+    """The outcome of one reservation line."""
+
+    OK = 1
+    INSUFFICIENT_AVAILABLE = 2
+    UNKNOWN_ITEM = 3
+
+
+class MovementCode(IntEnum):
+    """The outcome of one movement."""
+
+    APPLIED = 1
+    DUPLICATE = 2
+    REJECTED = 3
+
+
+class Outcome(IntEnum):
+    """Whether a command was answered, or refused and why (the edge maps it to a status)."""
+
+    OK = 0
+    IDEMPOTENCY_CONFLICT = 1  # the key was used before with another payload
+    NOT_FOUND = 2  # no such reservation
+    FAILED_PRECONDITION = 3  # the reservation is in a state that refuses the command
+    INVALID = 4  # well-formed but inconsistent with partition state
+
+
+# ---- commands -------------------------------------------------------------------------
+# Commands mirror the wire requests field for field, so validation errors name wire fields.
+
+
+class ReserveLine(NamedTuple):
+    sku: str
+    location: str
+    quantity: int
+
+
+class Reserve(NamedTuple):
+    """Hold stock for a cart; `reservation_id` is minted by the caller's id source."""
+
+    idempotency_key: str
+    reservation_id: str
+    lines: tuple[ReserveLine, ...]
+    ttl_seconds: int = 0  # 0 means the partition's default
+    allow_partial: bool = False
+    channel: str = ""
+    order_ref: str = ""
+    correlation_id: str = ""
+
+    def payload(self) -> tuple:
+        return ("reserve", tuple(self.lines), self.ttl_seconds, self.allow_partial,
+                self.channel, self.order_ref)
+
+
+class Commit(NamedTuple):
+    """Turn a held reservation into committed stock of a placed order."""
+
+    reservation_id: str
+    idempotency_key: str
+    order_ref: str = ""
+
+    def payload(self) -> tuple:
+        return ("commit", self.reservation_id, self.order_ref)
+
+
+class Release(NamedTuple):
+    """Give a held or committed reservation's stock back."""
+
+    reservation_id: str
+    idempotency_key: str
+    reason: str = ""
+
+    def payload(self) -> tuple:
+        return ("release", self.reservation_id, self.reason)
+
+
+class Expire(NamedTuple):
+    """Sweep the holds that are due at the batch's `now_ms`."""
+
+
+class Movement(NamedTuple):
+    """A stock movement from a source system; `event_id` is its idempotency key."""
+
+    event_id: str
+    source: str
+    type: MovementType
+    sku: str
+    location: str
+    quantity: int
+    occurred_at_unix_ms: int = 0  # 0 means "when applied"
+    reason: str = ""
+    order_ref: str = ""
+    reservation_id: str = ""
+    source_sequence: int = 0
+    correlation_id: str = ""
+    destination_location: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.event_id
+
+    def payload(self) -> tuple:
+        # correlation_id identifies an attempt, not the movement, so it is left out.
+        return ("movement",) + self[1:11] + (self.destination_location,)
+
+
+class ItemRef(NamedTuple):
+    sku: str
+    location: str
+
+
+class GetAvailability(NamedTuple):
+    """Read the quantities of some SKU-locations; consumes no sequence number."""
+
+    items: tuple[ItemRef, ...]
+    channel: str = ""
+
+
+Command = Reserve | Commit | Release | Expire | Movement | GetAvailability
+
+# ---- results --------------------------------------------------------------------------
+
+
+class LineResult(NamedTuple):
+    sku: str
+    location: str
+    requested: int
+    reserved: int
+    code: LineCode
+    available_after: int
+
+
+class ReserveResult(NamedTuple):
+    outcome: Outcome
+    reservation_id: str
+    status: ReservationStatus | None
+    lines: tuple[LineResult, ...]
+    expires_at_unix_ms: int
+    message: str = ""
+
+
+class ReservationResult(NamedTuple):
+    """The answer to Commit and Release."""
+
+    outcome: Outcome
+    reservation_id: str
+    state: ReservationState | None
+    message: str = ""
+
+
+class ExpireResult(NamedTuple):
+    outcome: Outcome
+    expired: int
+
+
+class MovementResult(NamedTuple):
+    outcome: Outcome
+    event_id: str
+    code: MovementCode
+    message: str = ""
+
+
+class ItemAvailability(NamedTuple):
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+    committed: int
+    safety_stock: int
+    damaged: int
+    quality_control: int
+    incoming: int
+    available_to_sell: int
+    known: bool
+
+
+class AvailabilityResult(NamedTuple):
+    outcome: Outcome
+    items: tuple[ItemAvailability, ...]
+
+
+Result = (ReserveResult | ReservationResult | ExpireResult | MovementResult
+          | AvailabilityResult)

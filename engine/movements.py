@@ -1,0 +1,205 @@
+"""What each stock movement does to a partition's quantities (DESIGN section 4's table)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.history import Superseded
+from engine.model import (
+    Movement,
+    MovementCode,
+    MovementResult,
+    MovementType,
+    Outcome,
+    ReservationState,
+)
+
+if TYPE_CHECKING:
+    from engine.partition_state import PartitionState
+
+
+def apply(state: PartitionState, movement: Movement, now_ms: int) -> MovementResult:
+    """Apply one movement; what the physical world already did is applied even past zero."""
+    occurred_at_ms = movement.occurred_at_unix_ms or now_ms
+    skew_ms = state.config.clock_skew_ms_max
+    if occurred_at_ms > now_ms + skew_ms:
+        return _rejected(movement, f"occurred_at_unix_ms is more than {skew_ms} ms ahead "
+                                   "of the engine clock")
+    handler = _HANDLERS.get(movement.type)
+    if handler is None:
+        return _rejected(movement, f"type {movement.type} is not a movement type")
+    refusal, message = handler(state, movement, occurred_at_ms, now_ms)
+    if refusal:
+        return _rejected(movement, refusal)
+    return MovementResult(Outcome.OK, movement.event_id, MovementCode.APPLIED, message)
+
+
+def _rejected(movement: Movement, message: str) -> MovementResult:
+    return MovementResult(Outcome.OK, movement.event_id, MovementCode.REJECTED, message)
+
+
+def _change_on_hand(state, row: int, delta: int, occurred_at_ms: int, now_ms: int) -> str:
+    """Change on_hand, unless a count as of a later instant already saw this change."""
+    counted_as_of_ms = int(state.history.counted_as_of_ms[row])
+    if occurred_at_ms <= counted_as_of_ms:
+        return f"on_hand already counted as of {counted_as_of_ms}: left as counted"
+    state.items.columns["on_hand"][row] += delta
+    state.history.record(row, occurred_at_ms, now_ms, delta)
+    return ""
+
+
+def _take_floored(state, column: str, row: int, units: int) -> int:
+    """Subtract up to `units` without going below zero; returns the shortfall."""
+    values = state.items.columns[column]
+    taken = min(units, max(int(values[row]), 0))
+    values[row] -= taken
+    return units - taken
+
+
+def _notes(*notes) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def _shortfall_note(column: str, shortfall: int) -> str:
+    return f"{column} floored at 0 ({shortfall} units were not in it)" if shortfall else ""
+
+
+def _receipt(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    note = _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    _take_floored(state, "incoming", row, m.quantity)  # unexpected receipts are normal
+    return "", note
+
+
+def _inbound_expected(state, m, occurred_at_ms, now_ms):
+    state.items.columns["incoming"][state.row_of(m.sku, m.location)] += m.quantity
+    return "", ""
+
+
+def _adjustment(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    return "", _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+
+
+def _sale(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    return "", _change_on_hand(state, row, -m.quantity, occurred_at_ms, now_ms)
+
+
+def _cycle_count(state, m, occurred_at_ms, now_ms):
+    """on_hand := counted as of `occurred_at`, plus what moved after that instant."""
+    row = state.items.find(m.sku, m.location)
+    after = 0
+    if row is not None:
+        try:
+            after = state.history.changes_after(row, occurred_at_ms,
+                                                state.config.clock_skew_ms_max)
+        except Superseded as later:
+            return "", f"superseded by a count as of {later.later_count_at_ms}: no change"
+        if after is None:
+            return ("the count predates the movement history this partition keeps; "
+                    "recount, or post an ADJUSTMENT"), ""
+    row = state.row_of(m.sku, m.location)
+    on_hand = state.items.columns["on_hand"]
+    delta = m.quantity + after - int(on_hand[row])
+    on_hand[row] += delta
+    state.history.record(row, occurred_at_ms, now_ms, delta, is_count=True)
+    return "", f"{after:+d} units moved after the count" if after else ""
+
+
+def _shipment(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    note = _change_on_hand(state, row, -m.quantity, occurred_at_ms, now_ms)
+    unmatched = _ship_committed(state, m, row, now_ms)
+    return "", _notes(note, unmatched and (f"{unmatched} units matched no committed "
+                                           "reservation: committed unchanged for them"))
+
+
+def _ship_committed(state, m: Movement, row: int, now_ms: int) -> int:
+    """Ship the named reservation's (or order's) committed units; returns units unmatched."""
+    book = state.reservations
+    candidates = [m.reservation_id] if m.reservation_id else list(book.by_order.get(m.order_ref,
+                                                                                      ()))
+    committed = state.items.columns["committed"]
+    remaining = m.quantity
+    for reservation_id in candidates:
+        reservation = book.get(reservation_id)
+        if reservation is None or reservation.state is not ReservationState.COMMITTED:
+            continue
+        for line, reserved_row in enumerate(reservation.rows):
+            if reserved_row != row or not remaining:
+                continue
+            units = min(remaining, reservation.unshipped(line))
+            if reservation.shipped is None:
+                reservation.shipped = [0] * len(reservation.rows)
+            reservation.shipped[line] += units
+            committed[row] -= units
+            remaining -= units
+        if all(reservation.unshipped(line) == 0 for line in range(len(reservation.rows))):
+            book.finish(reservation, ReservationState.SHIPPED, now_ms)
+        if not remaining:
+            break
+    return remaining
+
+
+def _return_received(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    note = _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    state.items.columns["quality_control"][row] += m.quantity
+    return "", note
+
+
+def _return_restocked(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    return "", _shortfall_note("quality_control",
+                               _take_floored(state, "quality_control", row, m.quantity))
+
+
+def _return_scrapped(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    shortfall = _take_floored(state, "quality_control", row, m.quantity)
+    note = _change_on_hand(state, row, -m.quantity, occurred_at_ms, now_ms)
+    return "", _notes(_shortfall_note("quality_control", shortfall), note)
+
+
+def _damage(state, m, occurred_at_ms, now_ms):
+    state.items.columns["damaged"][state.row_of(m.sku, m.location)] += m.quantity
+    return "", ""
+
+
+def _transfer_out(state, m, occurred_at_ms, now_ms):
+    source = state.row_of(m.sku, m.location)
+    destination = state.row_of(m.sku, m.destination_location)
+    note = _change_on_hand(state, source, -m.quantity, occurred_at_ms, now_ms)
+    state.items.columns["incoming"][destination] += m.quantity
+    return "", note
+
+
+def _transfer_in(state, m, occurred_at_ms, now_ms):
+    row = state.row_of(m.sku, m.location)
+    shortfall = _take_floored(state, "incoming", row, m.quantity)
+    note = _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    return "", _notes(_shortfall_note("incoming", shortfall), note)
+
+
+def _safety_stock_set(state, m, occurred_at_ms, now_ms):
+    state.items.columns["safety_stock"][state.row_of(m.sku, m.location)] = m.quantity
+    return "", ""
+
+
+# Each handler returns (refusal, note): a refusal rejects the movement and changes nothing.
+_HANDLERS = {
+    MovementType.RECEIPT: _receipt,
+    MovementType.INBOUND_EXPECTED: _inbound_expected,
+    MovementType.ADJUSTMENT: _adjustment,
+    MovementType.CYCLE_COUNT: _cycle_count,
+    MovementType.SALE: _sale,
+    MovementType.SHIPMENT: _shipment,
+    MovementType.RETURN_RECEIVED: _return_received,
+    MovementType.RETURN_RESTOCKED: _return_restocked,
+    MovementType.RETURN_SCRAPPED: _return_scrapped,
+    MovementType.DAMAGE: _damage,
+    MovementType.TRANSFER_OUT: _transfer_out,
+    MovementType.TRANSFER_IN: _transfer_in,
+    MovementType.SAFETY_STOCK_SET: _safety_stock_set,
+}

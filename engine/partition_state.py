@@ -1,0 +1,277 @@
+"""The pure partition state machine: a batch of commands in, one result per command out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from engine import movements, reserve_batch
+from engine.batch_results import BatchResults
+from engine.config import PartitionConfig
+from engine.history import MovementHistory
+from engine.idempotency import IdempotencyTable
+from engine.items import ItemTable
+from engine.model import (
+    QUANTITIES,
+    AvailabilityResult,
+    Command,
+    Commit,
+    Expire,
+    ExpireResult,
+    GetAvailability,
+    ItemAvailability,
+    LineCode,
+    LineResult,
+    Movement,
+    MovementCode,
+    MovementResult,
+    Outcome,
+    Release,
+    ReservationResult,
+    ReservationState,
+    ReservationStatus,
+    Reserve,
+    ReserveResult,
+    Result,
+)
+from engine.reservations import Reservation, ReservationBook
+
+HELD, COMMITTED = ReservationState.HELD, ReservationState.COMMITTED
+
+
+class PartitionState:
+    """One partition's SKU-locations, reservations, remembered keys and sequence number.
+
+    Nothing here reads a clock or draws an id: `now_ms` comes with each batch and
+    reservation ids come minted inside the commands, so replaying a journal of batches
+    rebuilds exactly the same state.
+    """
+
+    def __init__(self, config: PartitionConfig | None = None) -> None:
+        config = config or PartitionConfig()
+        self.config = config
+        self.seq = 0  # sequence number of the last applied command
+        self.items = ItemTable()
+        self.reservations = ReservationBook(config.finished_reservations_window_ms,
+                                            config.finished_reservations_max)
+        self.idempotency = IdempotencyTable(config.idempotency_window_ms,
+                                            config.idempotency_keys_max)
+        self.history = MovementHistory(config.movement_history_entries, self.items.capacity)
+
+    # ---- the one way in ---------------------------------------------------------------
+
+    def apply(self, batch: Sequence[Command], now_ms: int) -> BatchResults:
+        """Apply commands in order; every command but a read takes the next sequence number."""
+        results = BatchResults()
+        position, end = 0, len(batch)
+        while position < end:
+            command = batch[position]
+            if self.config.vectorized_reserves and type(command) is Reserve:
+                run = reserve_batch.take_run(self, batch, position)
+                if run:
+                    results.add_run(reserve_batch.apply_run(self, run, now_ms))
+                    self.seq += len(run)
+                    position += len(run)
+                    continue
+            results.append(self._apply_one(command, now_ms))
+            position += 1
+        return results
+
+    def _apply_one(self, command: Command, now_ms: int) -> Result:
+        kind = type(command)
+        if kind is GetAvailability:
+            return self.query(command.items)
+        self.seq += 1
+        if kind is Expire:
+            return self._expire(now_ms)
+        key = command.idempotency_key
+        remembered = self.idempotency.get(key)
+        if remembered is not None:
+            return _answer_again(remembered, command)
+        if kind is Reserve:
+            result = self._reserve(command, now_ms)
+        elif kind is Commit:
+            result = self._commit(command, now_ms)
+        elif kind is Release:
+            result = self._release(command, now_ms)
+        else:
+            result = movements.apply(self, command, now_ms)
+        self.idempotency.remember(key, command, result, now_ms)
+        return result
+
+    # ---- reservations -------------------------------------------------------------------
+
+    def _reserve(self, command: Reserve, now_ms: int) -> ReserveResult:
+        if command.reservation_id in self.reservations.by_id:
+            return ReserveResult(Outcome.INVALID, command.reservation_id, None, (), 0,
+                                 "reservation_id is already in use")
+        items = self.items
+        rows = [items.find(line.sku, line.location) for line in command.lines]
+        known = [row for row in rows if row is not None]
+        if len(set(known)) != len(known):  # validation refuses these first; never over-grant
+            return ReserveResult(Outcome.INVALID, "", None, (), 0,
+                                 "lines repeat a sku and location")
+        available = [None if row is None else items.available_to_sell(row) for row in rows]
+        granted = _grant(command, available)
+        held_rows = tuple(row for row, units in zip(rows, granted, strict=True) if units)
+        held_units = tuple(units for units in granted if units)
+        status = _status(command, granted)
+        reserved = items.columns["reserved"]
+        for row, units in zip(held_rows, held_units, strict=True):
+            reserved[row] += units
+        lines = tuple(
+            LineResult(line.sku, line.location, line.quantity, units, _line_code(line, ats),
+                       (ats - units) if ats is not None else 0)
+            for line, ats, units in zip(command.lines, available, granted, strict=True))
+        if status is ReservationStatus.REJECTED:
+            return ReserveResult(Outcome.OK, "", status, lines, 0)
+        expires_at_ms = now_ms + 1000 * (command.ttl_seconds
+                                         or self.config.hold_ttl_seconds_default)
+        self.reservations.add_held(Reservation(command.reservation_id, held_rows, held_units,
+                                               expires_at_ms, command.order_ref,
+                                               command.channel))
+        return ReserveResult(Outcome.OK, command.reservation_id, status, lines, expires_at_ms)
+
+    def _commit(self, command: Commit, now_ms: int) -> ReservationResult:
+        reservation = self._live(command.reservation_id, now_ms)
+        if reservation is None:
+            return _not_found(command.reservation_id)
+        state = reservation.state
+        if state is HELD:
+            self._move_units(reservation, "reserved", "committed")
+            reservation.state = COMMITTED
+            reservation.order_ref = command.order_ref or reservation.order_ref
+            self.reservations.index_order(reservation)
+        elif state not in (COMMITTED, ReservationState.SHIPPED):
+            return ReservationResult(Outcome.FAILED_PRECONDITION, command.reservation_id,
+                                     state, f"reservation is {state.name.lower()}")
+        return ReservationResult(Outcome.OK, command.reservation_id, reservation.state)
+
+    def _release(self, command: Release, now_ms: int) -> ReservationResult:
+        reservation = self._live(command.reservation_id, now_ms)
+        if reservation is None:
+            return _not_found(command.reservation_id)
+        state = reservation.state
+        if state is HELD:
+            self._move_units(reservation, "reserved", None)
+        elif state is COMMITTED:
+            self._move_units(reservation, "committed", None)
+        elif state is ReservationState.SHIPPED:
+            return ReservationResult(Outcome.FAILED_PRECONDITION, command.reservation_id,
+                                     state, "reservation has shipped")
+        if state in (HELD, COMMITTED):
+            self.reservations.finish(reservation, ReservationState.RELEASED, now_ms)
+        return ReservationResult(Outcome.OK, command.reservation_id, reservation.state)
+
+    def _expire(self, now_ms: int) -> ExpireResult:
+        due = self.reservations.pop_due(now_ms)
+        for reservation in due:
+            self._expire_hold(reservation, now_ms)
+        self.reservations.forget_finished(now_ms)
+        self.idempotency.forget_expired(now_ms)
+        return ExpireResult(Outcome.OK, len(due))
+
+    def _live(self, reservation_id: str, now_ms: int) -> Reservation | None:
+        """The reservation, with a hold that is past due expired first (sweeps lag)."""
+        reservation = self.reservations.get(reservation_id)
+        if reservation is not None and reservation.state is HELD \
+                and reservation.expires_at_ms <= now_ms:
+            self._expire_hold(reservation, now_ms)
+        return reservation
+
+    def _expire_hold(self, reservation: Reservation, now_ms: int) -> None:
+        self._move_units(reservation, "reserved", None)
+        self.reservations.finish(reservation, ReservationState.EXPIRED, now_ms)
+
+    def _move_units(self, reservation: Reservation, source: str, target: str | None) -> None:
+        """Move a reservation's unshipped units out of one quantity and into another."""
+        columns = self.items.columns
+        for line, row in enumerate(reservation.rows):
+            units = reservation.unshipped(line)
+            columns[source][row] -= units
+            if target is not None:
+                columns[target][row] += units
+
+    # ---- reads and loads ------------------------------------------------------------------
+
+    def query(self, items: Iterable) -> AvailabilityResult:
+        """The quantities of each (sku, location); unknown ones read as zero, not known."""
+        answers = []
+        for sku, location in items:
+            row = self.items.find(sku, location)
+            if row is None:
+                answers.append(ItemAvailability(sku, location, *(0,) * 8, False))
+                continue
+            quantities = self.items.quantities(row)
+            answers.append(ItemAvailability(sku, location, *quantities,
+                                            self.items.available_to_sell(row), True))
+        return AvailabilityResult(Outcome.OK, tuple(answers))
+
+    def load_items(self, skus: list[str], locations: list[str], on_hand: Sequence[int]) -> None:
+        """Seed new SKU-locations with on-hand stock in bulk (an initial ERP import)."""
+        rows = self.items.add_many(skus, locations)
+        self.items.columns["on_hand"][rows] = np.asarray(on_hand, dtype=np.int64)
+        self.history.ensure_rows(self.items.capacity)
+
+    def row_of(self, sku: str, location: str) -> int:
+        """The row of a SKU-location, created empty on first sight (movements create items)."""
+        row = self.items.find_or_add(sku, location)
+        if row >= len(self.history.head):
+            self.history.ensure_rows(self.items.capacity)
+        return row
+
+    def quantities_of(self, sku: str, location: str) -> dict[str, int] | None:
+        row = self.items.find(sku, location)
+        if row is None:
+            return None
+        return dict(zip(QUANTITIES, self.items.quantities(row), strict=True))
+
+
+def _grant(command: Reserve, available: list[int | None]) -> list[int]:
+    """Units granted per line: all-or-nothing unless partial holds are allowed."""
+    if command.allow_partial:
+        return [0 if ats is None else max(0, min(line.quantity, ats))
+                for line, ats in zip(command.lines, available, strict=True)]
+    if all(ats is not None and ats >= line.quantity
+           for line, ats in zip(command.lines, available, strict=True)):
+        return [line.quantity for line in command.lines]
+    return [0] * len(command.lines)
+
+
+def _status(command: Reserve, granted: list[int]) -> ReservationStatus:
+    if not any(granted):
+        return ReservationStatus.REJECTED
+    if all(units == line.quantity for line, units in zip(command.lines, granted, strict=True)):
+        return ReservationStatus.HELD
+    return ReservationStatus.PARTIALLY_HELD
+
+
+def _line_code(line, ats: int | None) -> LineCode:
+    if ats is None:
+        return LineCode.UNKNOWN_ITEM
+    return LineCode.OK if ats >= line.quantity else LineCode.INSUFFICIENT_AVAILABLE
+
+
+def _not_found(reservation_id: str) -> ReservationResult:
+    return ReservationResult(Outcome.NOT_FOUND, reservation_id, None, "no such reservation")
+
+
+def _answer_again(remembered: tuple, command: Command) -> Result:
+    """A key seen before: the first result for the same payload, a refusal otherwise."""
+    first_command, first_result = remembered
+    same = type(first_command) is type(command) and first_command.payload() == command.payload()
+    if type(command) is Movement:
+        if same:
+            if first_result.code is MovementCode.APPLIED:
+                return first_result._replace(code=MovementCode.DUPLICATE,
+                                             message="already applied")
+            return first_result
+        return MovementResult(Outcome.IDEMPOTENCY_CONFLICT, command.event_id,
+                              MovementCode.REJECTED, "event_id was used with another payload")
+    if same:
+        return first_result
+    message = "idempotency_key was used with another payload"
+    if type(command) is Reserve:
+        return ReserveResult(Outcome.IDEMPOTENCY_CONFLICT, "", None, (), 0, message)
+    return ReservationResult(Outcome.IDEMPOTENCY_CONFLICT, command.reservation_id, None, message)

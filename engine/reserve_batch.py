@@ -1,0 +1,198 @@
+"""Runs of single-line Reserves applied with numpy, with the same results as one at a time."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.model import (
+    LineCode,
+    LineResult,
+    Outcome,
+    ReservationStatus,
+    Reserve,
+    ReserveResult,
+)
+from engine.reservations import Reservation
+
+if TYPE_CHECKING:
+    from engine.partition_state import PartitionState
+
+
+class ReserveRun(Sequence):
+    """The results of one run, kept as columns; a ReserveResult is built when read.
+
+    Most results are only encoded once for the wire, so building thousands of tuples
+    per batch inside the partition would be the largest cost of the hot path.
+    """
+
+    __slots__ = ("commands", "rows", "granted", "available_after", "expires_at_ms")
+
+    def __init__(self, commands, rows, granted, available_after, expires_at_ms):
+        self.commands = commands
+        self.rows = rows
+        self.granted = granted
+        self.available_after = available_after
+        self.expires_at_ms = expires_at_ms
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        command = self.commands[index]
+        line = command.lines[0]
+        units = self.granted[index]
+        if units == line.quantity:
+            code, status = LineCode.OK, ReservationStatus.HELD
+        elif self.rows[index] < 0:
+            code, status = LineCode.UNKNOWN_ITEM, ReservationStatus.REJECTED
+        else:
+            code = LineCode.INSUFFICIENT_AVAILABLE
+            status = ReservationStatus.PARTIALLY_HELD if units else ReservationStatus.REJECTED
+        lines = (LineResult(line.sku, line.location, line.quantity, units, code,
+                            self.available_after[index]),)
+        if not units:
+            return ReserveResult(Outcome.OK, "", status, lines, 0)
+        return ReserveResult(Outcome.OK, command.reservation_id, status, lines,
+                             self.expires_at_ms[index])
+
+    def reservation(self, index: int) -> Reservation:
+        """The hold granted at `index`, as a Reservation object."""
+        command = self.commands[index]
+        return Reservation(command.reservation_id, (self.rows[index],), (self.granted[index],),
+                           self.expires_at_ms[index], command.order_ref, command.channel)
+
+
+_KEY = attrgetter("idempotency_key")
+_ID = attrgetter("reservation_id")
+_LINES = attrgetter("lines")
+_FIRST = itemgetter(0)
+
+
+def take_run(state: PartitionState, batch, start: int) -> list:
+    """The Reserves from `start` that can be applied together.
+
+    A run holds single-line Reserves with fresh idempotency keys and fresh reservation
+    ids; anything else (a retry, a cart, another command) ends it and goes the slow way.
+    The set-based check covers a whole batch of fresh Reserves (the common case) in one
+    go; elsewhere a per-command scan keeps the work linear in the batch.
+    """
+    if start == 0 and _all_eligible(state, batch):
+        return list(batch)  # a copy: results and holds outlive the caller's list
+    return _eligible_prefix(state, batch[start:])
+
+
+def _all_eligible(state: PartitionState, commands) -> bool:
+    if set(map(type, commands)) != {Reserve} or set(map(len, map(_LINES, commands))) != {1}:
+        return False
+    keys, ids = list(map(_KEY, commands)), list(map(_ID, commands))
+    return (len(set(keys)) == len(keys) and len(set(ids)) == len(ids)
+            and state.idempotency.entries.keys().isdisjoint(keys)
+            and state.reservations.by_id.keys().isdisjoint(ids))
+
+
+def _eligible_prefix(state: PartitionState, commands) -> list:
+    remembered = state.idempotency.entries
+    reservations = state.reservations.by_id
+    keys, ids, run = set(), set(), []
+    for command in commands:
+        if type(command) is not Reserve or len(command.lines) != 1:
+            break
+        key, reservation_id = command.idempotency_key, command.reservation_id
+        if key in remembered or key in keys or reservation_id in reservations \
+                or reservation_id in ids:
+            break
+        keys.add(key)
+        ids.add(reservation_id)
+        run.append(command)
+    return run
+
+
+def apply_run(state: PartitionState, run: list, now_ms: int) -> ReserveRun:
+    """Apply a run from `take_run`: grant, hold, remember the keys; results stay columnar."""
+    lines = list(map(_FIRST, map(_LINES, run)))
+    rows_array = state.items.rows_of(lines)
+    granted = np.zeros(len(run), dtype=np.int64)
+    available_after = np.zeros(len(run), dtype=np.int64)
+    known = np.flatnonzero(rows_array >= 0)
+    if len(known):
+        wanted = np.fromiter(map(_QUANTITY, lines), dtype=np.int64, count=len(run))
+        partial = np.fromiter(map(_PARTIAL, run), dtype=np.bool_, count=len(run))
+        granted[known], available_after[known] = _grant_in_order(
+            state.items, rows_array[known], wanted[known], partial[known])
+    ttl_s = np.fromiter(map(_TTL, run), dtype=np.int64, count=len(run))
+    ttl_s[ttl_s == 0] = state.config.hold_ttl_seconds_default
+    results = ReserveRun(run, rows_array.tolist(), granted.tolist(), available_after.tolist(),
+                         (now_ms + 1000 * ttl_s).tolist())
+    entries = list(zip(run, itertools.repeat(results), range(len(run))))
+    state.idempotency.remember_entries(list(map(_KEY, run)), entries, now_ms)
+    held = granted > 0
+    if held.all():
+        state.reservations.add_held_run(list(map(_ID, run)), entries, results.expires_at_ms)
+    elif held.any():
+        mask = held.tolist()
+        state.reservations.add_held_run(list(itertools.compress(map(_ID, run), mask)),
+                                        list(itertools.compress(entries, mask)),
+                                        list(itertools.compress(results.expires_at_ms, mask)))
+    return results
+
+
+_QUANTITY = attrgetter("quantity")
+_PARTIAL = attrgetter("allow_partial")
+_TTL = attrgetter("ttl_seconds")
+
+
+def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray,
+                    partial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grant in arrival order and add to `reserved`; returns units granted and ATS left.
+
+    Within one row the requests that fit are a prefix of a running sum; the rest of a row
+    that runs out (usually a few) are decided one at a time.
+    """
+    order = np.argsort(rows, kind="stable")
+    sorted_rows, sorted_wanted = rows[order], wanted[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_rows[1:] != sorted_rows[:-1])))
+    group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
+    unique_rows = sorted_rows[starts]
+    group_ats = items.available_to_sell(unique_rows)[group]
+    running = _running_sum_per_group(sorted_wanted, starts, group)
+    sorted_granted = np.where(running <= group_ats, sorted_wanted, 0)
+    overflowing = np.flatnonzero(running > group_ats)
+    if len(overflowing):
+        _decide_tail(overflowing, group, sorted_granted, sorted_wanted, partial[order],
+                     group_ats, starts)
+    items.columns["reserved"][unique_rows] += np.add.reduceat(sorted_granted, starts)
+    granted = np.empty_like(sorted_granted)
+    granted[order] = sorted_granted
+    available_after = np.empty_like(sorted_granted)
+    available_after[order] = group_ats - _running_sum_per_group(sorted_granted, starts, group)
+    return granted, available_after
+
+
+def _running_sum_per_group(values: np.ndarray, starts: np.ndarray,
+                           group: np.ndarray) -> np.ndarray:
+    running = np.cumsum(values)
+    before_group = np.concatenate(([0], running[starts[1:] - 1]))
+    return running - before_group[group]
+
+
+def _decide_tail(overflowing, group, granted, wanted, partial, group_ats, starts) -> None:
+    """From the first request of a row that does not fit, decide each one sequentially."""
+    first_of_group: dict[int, int] = {}
+    for position in overflowing.tolist():
+        first_of_group.setdefault(int(group[position]), position)
+    for row_group, first in first_of_group.items():
+        left = int(group_ats[first]) - int(granted[starts[row_group]:first].sum())
+        position = first
+        while position < len(group) and group[position] == row_group:
+            want = int(wanted[position])
+            units = want if want <= left else (max(left, 0) if partial[position] else 0)
+            granted[position] = units
+            left -= units
+            position += 1

@@ -1,0 +1,97 @@
+"""Core benchmark: single-line Reserve throughput and memory of one PartitionState at 1M items.
+
+Run: python loadtest/bench_core.py [--items N] [--locations L] [--profile]
+The last line is `reserves_per_s=<batch-1000 figure> bytes_per_sku_location=<figure>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import random
+import time
+import tracemalloc
+
+from engine.model import Reserve, ReserveLine
+from engine.partition_state import PartitionState
+from engine.process import tune_garbage_collector
+
+BATCH_SIZES = (1, 10, 100, 1000)
+
+
+def load_catalogue(items: int, locations: int) -> tuple[PartitionState, int]:
+    """A state with `items` SKU-locations; returns it and the bytes it holds per row."""
+    gc.collect()
+    tracemalloc.start()
+    state = PartitionState()
+    skus_per_location = items // locations
+    for location in range(locations):
+        skus = [f"SKU-{n:08d}" for n in range(skus_per_location)]
+        state.load_items(skus, [f"LOC-{location:03d}"] * len(skus), [1_000_000] * len(skus))
+    gc.collect()
+    held_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return state, held_bytes // state.items.size
+
+
+def reserve_batches(state: PartitionState, batch_size: int, commands_total: int,
+                    rng: random.Random) -> list[list[Reserve]]:
+    skus_per_location = state.items.size // len(state.items.locations)
+    batches, made = [], 0
+    while made < commands_total:
+        batch = []
+        for _ in range(batch_size):
+            made += 1
+            line = ReserveLine(f"SKU-{rng.randrange(skus_per_location):08d}",
+                               f"LOC-{rng.randrange(len(state.items.locations)):03d}", 1)
+            batch.append(Reserve(f"key-{batch_size}-{made}", f"r{batch_size}-{made}", (line,)))
+        batches.append(batch)
+    return batches
+
+
+def measure(state: PartitionState, batches: list[list[Reserve]], now_ms: int) -> float:
+    """Commands per second applying the batches back to back."""
+    commands = sum(len(batch) for batch in batches)
+    started = time.perf_counter()
+    for batch in batches:
+        state.apply(batch, now_ms)
+    return commands / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--locations", type=int, default=4)
+    parser.add_argument("--commands", type=int, default=200_000,
+                        help="Reserves per batch size (batch 1 uses a tenth)")
+    parser.add_argument("--profile", action="store_true", help="profile the batch-1000 run")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    state, bytes_per_row = load_catalogue(args.items, args.locations)
+    print(f"loaded {state.items.size:,} SKU-locations ({args.locations} locations) in "
+          f"{time.perf_counter() - started:.1f} s: {bytes_per_row} bytes each")
+    tune_garbage_collector()  # as a partition actor does once it has loaded
+    now_ms = 1_700_000_000_000
+    figures = {}
+    for batch_size in BATCH_SIZES:
+        total = args.commands // 10 if batch_size == 1 else args.commands
+        batches = reserve_batches(state, batch_size, total, rng)
+        if args.profile and batch_size == 1000:
+            profiler = cProfile.Profile()
+            profiler.enable()
+        figures[batch_size] = measure(state, batches, now_ms)
+        if args.profile and batch_size == 1000:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+        print(f"batch {batch_size:>5}: {figures[batch_size]:>12,.0f} reserves/s")
+        now_ms += 1000
+    print(f"reserves_per_s={figures[1000]:.0f} bytes_per_sku_location={bytes_per_row}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Version 1 of the inventory wire contract: the availability service and its messages."""
