@@ -19,7 +19,7 @@ from engine.model import (
 )
 from engine.model import MovementType as MT
 from engine.partition_state import PartitionState
-from tests.unit.test_partition_state import observable
+from tests.unit.partition_helpers import observable
 
 T0 = 1_700_000_000_000
 SKUS = ("sku-a", "sku-b", "sku-c")
