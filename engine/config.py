@@ -34,7 +34,8 @@ class PartitionConfig:
     movement_history_entries: int = 1 << 18
     # How far a source's clock may run ahead of ours; bounds the history a count must see.
     clock_skew_ms_max: int = 5 * 60_000
-    # Apply runs of single-line Reserves with numpy; off only to cross-check the slow path.
-    vectorized_reserves: bool = True
+    # Runs of at least this many single-line Reserves are applied with numpy; shorter ones
+    # one at a time, where numpy's fixed cost per call would outweigh its gain.
+    vectorized_run_min: int = 16
     # The lower bits of this partition's reservation ids.
     partition_id: int = 0

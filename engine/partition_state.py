@@ -67,9 +67,9 @@ class PartitionState:
         position, end = 0, len(batch)
         while position < end:
             command = batch[position]
-            if self.config.vectorized_reserves and type(command) is Reserve:
+            if type(command) is Reserve:
                 run = reserve_batch.take_run(self, batch, position)
-                if run:
+                if len(run) >= self.config.vectorized_run_min:
                     results.add_run(reserve_batch.apply_run(self, run, now_ms))
                     self.seq += len(run)
                     position += len(run)

@@ -27,7 +27,12 @@ PATHS = pytest.mark.parametrize("vectorized", [True, False], ids=["numpy-run", "
 
 def new_state(vectorized: bool = True, **quantities: int) -> PartitionState:
     """A partition with one SKU-location (SKU at LOC) holding the given quantities."""
-    return new_state_with(PartitionConfig(vectorized_reserves=vectorized), **quantities)
+    return new_state_with(path_config(vectorized), **quantities)
+
+
+def path_config(vectorized: bool, **settings) -> PartitionConfig:
+    """Single-line Reserves all on the numpy path, or all one at a time."""
+    return PartitionConfig(vectorized_run_min=1 if vectorized else 10**9, **settings)
 
 
 def new_state_with(config: PartitionConfig, **quantities: int) -> PartitionState:

@@ -39,7 +39,9 @@ class PartitionMatchesModel(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        config = PartitionConfig(hold_ttl_seconds_default=30, clock_skew_ms_max=SKEW_MS)
+        # Runs from two Reserves up take the numpy path, so both paths meet the model.
+        config = PartitionConfig(hold_ttl_seconds_default=30, clock_skew_ms_max=SKEW_MS,
+                                 vectorized_run_min=2)
         self.state = PartitionState(config)
         self.model = ReferenceLedger(config.hold_ttl_seconds_default, SKEW_MS)
         self.now_ms = START_MS

@@ -34,6 +34,7 @@ from tests.unit.partition_helpers import (
     new_state,
     new_state_with,
     observable,
+    path_config,
     qty,
     reserve,
 )
@@ -116,7 +117,7 @@ def test_idempotency_keys_forgotten_after_window_once_expire_runs(expire_at_ms, 
 @PATHS
 def test_idempotency_keys_beyond_the_bound_are_forgotten_oldest_first(vectorized):
     """With idempotency_keys_max keys remembered, each new key forgets the oldest."""
-    config = PartitionConfig(idempotency_keys_max=3, vectorized_reserves=vectorized)
+    config = path_config(vectorized, idempotency_keys_max=3)
     state = new_state_with(config, on_hand=10)
     state.apply([reserve(f"k{n}", (SKU, LOC, 1)) for n in range(5)], NOW)
     assert sorted(state.idempotency.entries) == ["k2", "k3", "k4"]
@@ -227,7 +228,7 @@ def test_batch_reserve_run_matches_one_by_one(requests, stock):
              for n, (row, units, partial, ttl) in enumerate(requests)]
     answers = []
     for vectorized in (True, False):
-        state = PartitionState(PartitionConfig(vectorized_reserves=vectorized))
+        state = PartitionState(path_config(vectorized))
         state.load_items(skus[:2], [LOC] * 2, stock)  # sku-2 stays unknown
         answers.append((list(state.apply(batch, NOW)), observable(state), state.seq))
     assert answers[0] == answers[1]

@@ -34,6 +34,7 @@ from tests.unit.partition_helpers import (
     new_state,
     new_state_with,
     observable,
+    path_config,
     qty,
     reserve,
 )
@@ -117,8 +118,7 @@ def test_reserve_cart(allow_partial, wanted, status, granted):
 @pytest.mark.parametrize("ttl_s, expected_s", [(0, 120), (30, 30)], ids=["default", "explicit"])
 def test_reserve_ttl_sets_expiry(vectorized, ttl_s, expected_s):
     """ttl_seconds 0 means the partition's hold_ttl_seconds_default."""
-    state = new_state_with(PartitionConfig(hold_ttl_seconds_default=120,
-                                           vectorized_reserves=vectorized), on_hand=5)
+    state = new_state_with(path_config(vectorized, hold_ttl_seconds_default=120), on_hand=5)
     result = apply_one(state, reserve("k1", (SKU, LOC, 1), ttl_seconds=ttl_s))
     assert result.expires_at_unix_ms == NOW + 1000 * expected_s
     assert state.reservations.get("res-k1").expires_at_ms == NOW + 1000 * expected_s
