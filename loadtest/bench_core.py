@@ -37,7 +37,7 @@ def load_catalogue(items: int, locations: int) -> tuple[PartitionState, int]:
 
 
 def reserve_batches(state: PartitionState, batch_size: int, commands_total: int,
-                    rng: random.Random) -> list[list[Reserve]]:
+                    rng: random.Random, prefix: str = "") -> list[list[Reserve]]:
     skus_per_location = state.items.size // len(state.items.locations)
     batches, made = [], 0
     while made < commands_total:
@@ -46,7 +46,8 @@ def reserve_batches(state: PartitionState, batch_size: int, commands_total: int,
             made += 1
             line = ReserveLine(f"SKU-{rng.randrange(skus_per_location):08d}",
                                f"LOC-{rng.randrange(len(state.items.locations)):03d}", 1)
-            batch.append(Reserve(f"key-{batch_size}-{made}", f"r{batch_size}-{made}", (line,)))
+            batch.append(Reserve(f"key-{prefix}{batch_size}-{made}",
+                                 f"r{prefix}{batch_size}-{made}", (line,)))
         batches.append(batch)
     return batches
 
@@ -58,6 +59,20 @@ def measure(state: PartitionState, batches: list[list[Reserve]], now_ms: int) ->
     for batch in batches:
         state.apply(batch, now_ms)
     return commands / (time.perf_counter() - started)
+
+
+def bytes_per_hold(state: PartitionState, rng: random.Random, now_ms: int) -> int:
+    """Memory a granted single-line Reserve keeps: its hold and its idempotency entry."""
+    gc.collect()
+    tracemalloc.start()  # before the commands are built: the state keeps them
+    batches = reserve_batches(state, 1000, 50_000, rng, prefix="memory")
+    for batch in batches:
+        state.apply(batch, now_ms)
+    batches.clear()
+    gc.collect()
+    held_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held_bytes // 50_000
 
 
 def main() -> None:
@@ -90,6 +105,8 @@ def main() -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
         print(f"batch {batch_size:>5}: {figures[batch_size]:>12,.0f} reserves/s")
         now_ms += 1000
+    print(f"each held reservation with its remembered key: "
+          f"{bytes_per_hold(state, rng, now_ms)} bytes")
     print(f"reserves_per_s={figures[1000]:.0f} bytes_per_sku_location={bytes_per_row}")
 
 

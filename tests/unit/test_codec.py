@@ -29,6 +29,7 @@ from engine.model import (
     ReserveResult,
 )
 from engine.partition_state import PartitionState
+from engine.reserve_batch import ReserveRun
 from engine.validation import (
     ValidationError,
     validate_commit,
@@ -75,7 +76,7 @@ def full_movement(**fields) -> pb.Movement:
         type=pb.MOVEMENT_TYPE_TRANSFER_OUT,
         sku="SKU-1",
         location="WH-1",
-        quantity=-3,
+        quantity=3,
         occurred_at_unix_ms=NOW - 5,
         reason="rebalance",
         order_ref="order-4",
@@ -201,7 +202,7 @@ def test_movement_command_keeps_every_field():
         type=MovementType.TRANSFER_OUT,
         sku="SKU-1",
         location="WH-1",
-        quantity=-3,
+        quantity=3,
         occurred_at_unix_ms=NOW - 5,
         reason="rebalance",
         order_ref="order-4",
@@ -211,6 +212,16 @@ def test_movement_command_keeps_every_field():
         destination_location="WH-2",
     )
     assert command.type is MovementType.TRANSFER_OUT
+    validate_movements([command])
+
+
+def test_movement_command_keeps_a_negative_adjustment():
+    """A signed ADJUSTMENT quantity crosses the codec with its sign."""
+    message = full_movement(type=pb.MOVEMENT_TYPE_ADJUSTMENT, quantity=-3,
+                            destination_location="")
+    command = codec.movement_command(message)
+    assert (command.type, command.quantity) == (MovementType.ADJUSTMENT, -3)
+    validate_movements([command])
 
 
 def test_movement_commands_keep_request_order():
@@ -424,7 +435,7 @@ def test_availability_response_negative_available_to_sell_is_kept():
 
 
 def test_reserve_response_from_partition_single_line_hold():
-    """A one-line hold applied by the partition (its numpy run) converts field for field."""
+    """A one-line hold applied by the partition converts field for field."""
     state = new_state(**{"SKU-1": 10})
     command = codec.reserve_command(reserve_request("k1", ("SKU-1", 4), ttl_seconds=60), "r0-a")
     result = apply_one(state, command)
@@ -435,6 +446,31 @@ def test_reserve_response_from_partition_single_line_hold():
         lines=[pb.LineResult(sku="SKU-1", location="WH-1", requested=4, reserved=4,
                              code=pb.LINE_CODE_OK, available_after=6)],
         expires_at_unix_ms=NOW + 60_000,
+    )
+
+
+def test_reserve_response_from_partition_numpy_run():
+    """A batch of one-line Reserves, applied as one numpy run, converts result by result."""
+    state = new_state(**{"SKU-1": 10})
+    requests = [reserve_request(f"k{i}", ("SKU-1", 1 + i % 2), ttl_seconds=30, allow_partial=True)
+                for i in range(64)]
+    commands = [codec.reserve_command(r, f"r0-run{i}") for i, r in enumerate(requests)]
+    results = state.apply(commands, NOW)
+    assert any(type(segment) is ReserveRun for segment in results.segments)
+    responses = [codec.reserve_response(result) for result in results]
+    # 1, 2, 1, 2, 1, 2, 1 fill 10 units; the 2 after that gets what is left, then nothing.
+    assert [r.lines[0].reserved for r in responses[:10]] == [1, 2, 1, 2, 1, 2, 1, 0, 0, 0]
+    assert responses[0] == pb.ReserveResponse(
+        reservation_id="r0-run0",
+        status=pb.RESERVATION_STATUS_HELD,
+        lines=[pb.LineResult(sku="SKU-1", location="WH-1", requested=1, reserved=1,
+                             code=pb.LINE_CODE_OK, available_after=9)],
+        expires_at_unix_ms=NOW + 30_000,
+    )
+    assert responses[9] == pb.ReserveResponse(
+        status=pb.RESERVATION_STATUS_REJECTED,
+        lines=[pb.LineResult(sku="SKU-1", location="WH-1", requested=2, reserved=0,
+                             code=pb.LINE_CODE_INSUFFICIENT_AVAILABLE, available_after=0)],
     )
 
 
