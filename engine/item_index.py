@@ -1,10 +1,12 @@
 """Find the row of a (sku, location): open addressing over 64-bit key hashes, in numpy.
 
-A batch of lookups is a few vectorized gathers instead of a Python dict probe per line,
-and the index costs 24 bytes a row (a hash column and a half-empty slot table) instead
-of a dict entry and an int object. Matches are exact: a hash hit is confirmed against
-the stored SKU and location, and the rare key whose hash another key already has lives
-in a small dict.
+A batch of lookups is a few vectorized gathers instead of a Python dict probe per line;
+the index costs 48 bytes a row (a half-empty table of (hash, row) slots, plus hash and
+tag columns). A hit in a batch is confirmed by its tag, the row's location and a CRC-32
+of its SKU: with the 64-bit hash a 96-bit fingerprint, so an unknown key passes for a
+known one with odds of about rows/2**96 a lookup (and the per-process key of Python's
+string hash keeps anyone from crafting one). One key looked up alone is compared
+exactly. The rare key whose hash another key already has lives in a small dict.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ EMPTY = -1
 
 
 class ItemIndex:
-    """Maps keys to rows of an ItemTable; rows are numbered by the table, never removed."""
+    """Maps keys to rows of an ItemTable; rows are numbered by the table, never removed.
+
+    A slot holds a (hash, row) pair, so a probe learns whether it hit from the one cache
+    line it reads; a hit's tag (CRC-32 of the SKU, location id) is one more read.
+    """
 
     def __init__(self, capacity: int = 2048) -> None:
-        self.slots = np.full(capacity, EMPTY, dtype=np.int64)
-        self.row_hash = np.zeros(capacity // 2, dtype=np.int64)
+        self.slots = _empty_slots(capacity)
+        self.row_hash = np.zeros(capacity // 2, dtype=np.int64)  # for rebuilding the slots
+        self.row_tag = np.zeros(capacity // 2, dtype=np.int64)
         self.collided: dict[tuple[str, int], int] = {}  # (sku, location id) -> row
         self.size = 0
 
@@ -27,28 +34,24 @@ class ItemIndex:
 
     def find(self, key_hash: int, sku: str, location_id: int, row_sku: list[str],
              row_location: np.ndarray) -> int:
-        """One key's row or EMPTY: the probe loop in Python, for the one-at-a-time paths."""
+        """One key's row or EMPTY, compared exactly: for the one-at-a-time paths."""
         slots, mask = self.slots, len(self.slots) - 1
         position = key_hash & mask
-        while (row := int(slots[position])) != EMPTY:
-            if int(self.row_hash[row]) == key_hash:
+        while (row := int(slots[position, 1])) != EMPTY:
+            if int(slots[position, 0]) == key_hash:
                 if row_sku[row] == sku and int(row_location[row]) == location_id:
                     return row
                 return self.collided.get((sku, location_id), EMPTY)
             position = (position + 1) & mask
         return EMPTY
 
-    def find_many(self, hashes: np.ndarray, skus: list[str], location_ids: np.ndarray,
-                  row_sku: list[str], row_location: np.ndarray) -> np.ndarray:
+    def find_many(self, hashes: np.ndarray, tags: np.ndarray, skus: list[str],
+                  location_ids: np.ndarray) -> np.ndarray:
         """Rows of many keys, EMPTY where a key is unknown."""
         rows = self._probe(hashes)
         found = np.flatnonzero(rows != EMPTY)
         if len(found):
-            found_rows = rows[found]
-            same = (row_location[found_rows] == location_ids[found]) & np.fromiter(
-                map(str.__eq__, map(row_sku.__getitem__, found_rows.tolist()),
-                    map(skus.__getitem__, found.tolist())), dtype=np.bool_, count=len(found))
-            for position in found[~same].tolist():
+            for position in found[self.row_tag[rows[found]] != tags[found]].tolist():
                 rows[position] = self.collided.get(
                     (skus[position], int(location_ids[position])), EMPTY)
         return rows
@@ -60,29 +63,31 @@ class ItemIndex:
         pending = np.arange(len(hashes))
         position = hashes & mask
         while len(pending):
-            slot_rows = slots[position]
-            occupied = slot_rows != EMPTY
-            hit = occupied & (self.row_hash[np.where(occupied, slot_rows, 0)]
-                              == hashes[pending])
-            rows[pending[hit]] = slot_rows[hit]
+            entries = slots[position]
+            occupied = entries[:, 1] != EMPTY
+            hit = occupied & (entries[:, 0] == hashes[pending])
+            rows[pending[hit]] = entries[hit, 1]
             further = occupied & ~hit  # linear probing: the slot holds another key
             pending, position = pending[further], (position[further] + 1) & mask
         return rows
 
     # ---- additions ----------------------------------------------------------------------
 
-    def add(self, hashes: np.ndarray, skus: list[str], location_ids: np.ndarray) -> None:
+    def add(self, hashes: np.ndarray, tags: np.ndarray, skus: list[str],
+            location_ids: np.ndarray) -> None:
         """Index rows size, size+1, ... for keys the caller knows to be new."""
         first = self.size
         self.size = first + len(hashes)
         if self.size > len(self.row_hash):
             self.row_hash = _grown(self.row_hash, self.size)
+            self.row_tag = _grown(self.row_tag, self.size)
         self.row_hash[first:self.size] = hashes
+        self.row_tag[first:self.size] = tags
         if 2 * self.size > len(self.slots):
             capacity = len(self.slots)
             while 2 * self.size > capacity:
                 capacity *= 2
-            self.slots = np.full(capacity, EMPTY, dtype=np.int64)
+            self.slots = _empty_slots(capacity)
             key_of_row = {row: key for key, row in self.collided.items()}
             self.collided = {}
             self._place(np.arange(first, dtype=np.int64), self.row_hash[:first],
@@ -98,13 +103,20 @@ class ItemIndex:
         for row in rows[clash].tolist():
             self.collided[key_of(row)] = row
         rows, hashes = rows[~clash], hashes[~clash]
-        mask = len(self.slots) - 1
+        slots, mask = self.slots, len(self.slots) - 1
         position = hashes & mask
         while len(rows):
-            claim = (self.slots[position] == EMPTY) & _first_of_each(position)
-            self.slots[position[claim]] = rows[claim]
-            rows, position = rows[~claim], position[~claim]
-            position = np.where(self.slots[position] == EMPTY, position, (position + 1) & mask)
+            claim = (slots[position, 1] == EMPTY) & _first_of_each(position)
+            slots[position[claim], 0] = hashes[claim]
+            slots[position[claim], 1] = rows[claim]
+            rows, hashes, position = rows[~claim], hashes[~claim], position[~claim]
+            position = np.where(slots[position, 1] == EMPTY, position, (position + 1) & mask)
+
+
+def _empty_slots(capacity: int) -> np.ndarray:
+    slots = np.zeros((capacity, 2), dtype=np.int64)
+    slots[:, 1] = EMPTY
+    return slots
 
 
 def _first_of_each(values: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 from operator import attrgetter
 
 import numpy as np
@@ -64,6 +65,13 @@ class ItemTable:
                                             location_ids[positions])
         return rows
 
+    @staticmethod
+    def _tags(skus: list[str], location_ids: np.ndarray) -> np.ndarray:
+        """What a hash hit is confirmed by: CRC-32 of the SKU above the location id."""
+        checks = np.fromiter(map(zlib.crc32, map(str.encode, skus)), dtype=np.int64,
+                             count=len(skus))
+        return (checks << 32) | location_ids
+
     def _hash(self, sku: str, location_id: int) -> int:
         return hash(sku) ^ self._location_mix[location_id]
 
@@ -90,15 +98,16 @@ class ItemTable:
             raise ValueError("a SKU-location of the load is repeated or already exists")
         first = self.size
         self._reserve(first + len(skus))
-        self._index.add(self._hashes(skus, location_ids), skus, location_ids)
+        self._index.add(self._hashes(skus, location_ids), self._tags(skus, location_ids), skus,
+                        location_ids)
         self.row_location[first:first + len(skus)] = location_ids
         self.row_sku.extend(skus)
         self.size = first + len(skus)
         return np.arange(first, self.size, dtype=np.int64)
 
     def _rows_of_ids(self, skus: list[str], location_ids: np.ndarray) -> np.ndarray:
-        return self._index.find_many(self._hashes(skus, location_ids), skus, location_ids,
-                                     self.row_sku, self.row_location)
+        return self._index.find_many(self._hashes(skus, location_ids),
+                                     self._tags(skus, location_ids), skus, location_ids)
 
     def location_id(self, location: str) -> int:
         """The small id of a location, interned on first sight."""

@@ -68,9 +68,9 @@ class PartitionState:
         while position < end:
             command = batch[position]
             if type(command) is Reserve:
-                run = reserve_batch.take_run(self, batch, position)
+                run, keys, ids = reserve_batch.take_run(self, batch, position)
                 if len(run) >= self.config.vectorized_run_min:
-                    results.add_run(reserve_batch.apply_run(self, run, now_ms))
+                    results.add_run(reserve_batch.apply_run(self, run, keys, ids, now_ms))
                     self.seq += len(run)
                     position += len(run)
                     continue

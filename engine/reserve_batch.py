@@ -77,32 +77,36 @@ _LINES = attrgetter("lines")
 _FIRST = itemgetter(0)
 
 
-def take_run(state: PartitionState, batch, start: int) -> list:
-    """The Reserves from `start` that can be applied together.
+def take_run(state: PartitionState, batch, start: int) -> tuple[list, list[str], list[str]]:
+    """The Reserves from `start` that can be applied together, their keys and their ids.
 
     A run holds single-line Reserves with fresh idempotency keys and fresh reservation
     ids; anything else (a retry, a cart, another command) ends it and goes the slow way.
     The set-based check covers a whole batch of fresh Reserves (the common case) in one
     go; elsewhere a per-command scan keeps the work linear in the batch.
     """
-    if start == 0 and _all_eligible(state, batch):
-        return list(batch)  # a copy: results and holds outlive the caller's list
+    if start == 0:
+        keys_and_ids = _all_eligible(state, batch)
+        if keys_and_ids:
+            return list(batch), *keys_and_ids  # a copy: results outlive the caller's list
     return _eligible_prefix(state, batch[start:])
 
 
-def _all_eligible(state: PartitionState, commands) -> bool:
+def _all_eligible(state: PartitionState, commands) -> tuple[list, list] | None:
     if set(map(type, commands)) != {Reserve} or set(map(len, map(_LINES, commands))) != {1}:
-        return False
+        return None
     keys, ids = list(map(_KEY, commands)), list(map(_ID, commands))
-    return (len(set(keys)) == len(keys) and len(set(ids)) == len(ids)
+    if (len(set(keys)) == len(keys) and len(set(ids)) == len(ids)
             and state.idempotency.entries.keys().isdisjoint(keys)
-            and state.reservations.by_id.keys().isdisjoint(ids))
+            and state.reservations.by_id.keys().isdisjoint(ids)):
+        return keys, ids
+    return None
 
 
-def _eligible_prefix(state: PartitionState, commands) -> list:
+def _eligible_prefix(state: PartitionState, commands) -> tuple[list, list[str], list[str]]:
     remembered = state.idempotency.entries
     reservations = state.reservations.by_id
-    keys, ids, run = set(), set(), []
+    keys, ids, run = {}, {}, []  # dicts as ordered sets
     for command in commands:
         if type(command) is not Reserve or len(command.lines) != 1:
             break
@@ -110,13 +114,13 @@ def _eligible_prefix(state: PartitionState, commands) -> list:
         if key in remembered or key in keys or reservation_id in reservations \
                 or reservation_id in ids:
             break
-        keys.add(key)
-        ids.add(reservation_id)
+        keys[key] = ids[reservation_id] = None
         run.append(command)
-    return run
+    return run, list(keys), list(ids)
 
 
-def apply_run(state: PartitionState, run: list, now_ms: int) -> ReserveRun:
+def apply_run(state: PartitionState, run: list, keys: list[str], ids: list[str],
+              now_ms: int) -> ReserveRun:
     """Apply a run from `take_run`: grant, hold, remember the keys; results stay columnar."""
     lines = list(map(_FIRST, map(_LINES, run)))
     rows_array = state.items.rows_of(lines)
@@ -132,14 +136,13 @@ def apply_run(state: PartitionState, run: list, now_ms: int) -> ReserveRun:
     ttl_s[ttl_s == 0] = state.config.hold_ttl_seconds_default
     results = ReserveRun(run, rows_array, granted, available_after, now_ms + 1000 * ttl_s)
     entries = list(zip(run, itertools.repeat(results), range(len(run))))
-    state.idempotency.remember_entries(list(map(_KEY, run)), entries, now_ms)
+    state.idempotency.remember_entries(keys, entries, now_ms)
     held = granted > 0
     if held.all():
-        state.reservations.add_held_run(list(map(_ID, run)), entries,
-                                        results.expires_at_ms.tolist())
+        state.reservations.add_held_run(ids, entries, results.expires_at_ms.tolist())
     elif held.any():
         mask = held.tolist()
-        state.reservations.add_held_run(list(itertools.compress(map(_ID, run), mask)),
+        state.reservations.add_held_run(list(itertools.compress(ids, mask)),
                                         list(itertools.compress(entries, mask)),
                                         results.expires_at_ms[held].tolist())
     return results
@@ -160,6 +163,8 @@ def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray,
     order = np.argsort(rows, kind="stable")
     sorted_rows, sorted_wanted = rows[order], wanted[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_rows[1:] != sorted_rows[:-1])))
+    if len(starts) == len(rows):
+        return _grant_distinct(items, rows, wanted, partial)
     group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
     unique_rows = sorted_rows[starts]
     group_ats = items.available_to_sell(unique_rows)[group]
@@ -175,6 +180,15 @@ def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray,
     available_after = np.empty_like(sorted_granted)
     available_after[order] = group_ats - _running_sum_per_group(sorted_granted, starts, group)
     return granted, available_after
+
+
+def _grant_distinct(items, rows: np.ndarray, wanted: np.ndarray,
+                    partial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_grant_in_order when no two requests share a row: each stands alone."""
+    ats = items.available_to_sell(rows)
+    granted = np.where(wanted <= ats, wanted, np.where(partial, np.maximum(ats, 0), 0))
+    items.columns["reserved"][rows] += granted
+    return granted, ats - granted
 
 
 def _running_sum_per_group(values: np.ndarray, starts: np.ndarray,
