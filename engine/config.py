@@ -39,3 +39,13 @@ class PartitionConfig:
     vectorized_run_min: int = 16
     # The lower bits of this partition's reservation ids.
     partition_id: int = 0
+
+
+@dataclass(frozen=True)
+class LaneLimits:
+    """Bounds of the gateway's coalescing lane in front of one partition."""
+
+    # Most commands in one call; the rest of the queue waits for the next round.
+    batch_commands_max: int = 1_000
+    # Most commands waiting behind the call in flight; beyond it callers are refused.
+    queue_commands_max: int = 10_000

@@ -1,0 +1,114 @@
+"""Per-partition coalescing: one batch in flight per partition, the commands behind it queued."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+
+from engine.config import LaneLimits
+from engine.model import Command, Result
+
+# Reaches one partition: one result per command, in order.
+ApplyBatch = Callable[[list[Command]], Awaitable[Sequence[Result]]]
+
+
+class LaneOverloaded(Exception):
+    """The partition's queue is full; the command was not queued."""
+
+
+class DeadlineExpired(Exception):
+    """The command's deadline passed before its batch was formed; it was not sent."""
+
+
+class PartitionLane:
+    """Coalesces commands for one partition: while a batch is in flight, new commands queue,
+    and the queue goes as one call when the batch returns (no timer: an idle lane adds no delay)."""
+
+    def __init__(self, apply_batch: ApplyBatch, limits: LaneLimits,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._apply_batch = apply_batch
+        self._limits = limits
+        self._clock = clock
+        # Keyed by each caller's future, so a cancelled caller leaves the queue in O(1).
+        self._queue: OrderedDict[asyncio.Future[Result], tuple[Command, float | None]] = (
+            OrderedDict())
+        # The one sender; None when the lane is idle.
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        """Commands waiting, not in flight."""
+        return len(self._queue)
+
+    async def submit(self, command: Command, deadline: float | None = None) -> Result:
+        """Send `command` with the next batch and return its result; `deadline` is on `clock`."""
+        if len(self._queue) >= self._limits.queue_commands_max:
+            raise LaneOverloaded(f"{len(self._queue)} commands already queued for this partition")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue[future] = (command, deadline)
+        if self._task is None:
+            self._task = asyncio.create_task(self._send_until_empty())
+        try:
+            return await future
+        finally:
+            # A caller that gives up while queued takes its command out: it is never sent.
+            self._queue.pop(future, None)
+
+    async def drain(self) -> None:
+        """Wait until nothing is queued or in flight (for graceful shutdown)."""
+        while self._task is not None:
+            # wait() rather than await: a drainer being cancelled must not cancel the sender.
+            await asyncio.wait({self._task})
+
+    async def _send_until_empty(self) -> None:
+        """Send the queue batch after batch, then end, so an idle lane holds no task."""
+        try:
+            while self._queue:
+                batch = self._take_batch()
+                if batch:
+                    await self._send(batch)
+        except asyncio.CancelledError:
+            # The lane is being torn down: queued callers would otherwise wait forever.
+            for future in self._queue:
+                future.cancel()
+            self._queue.clear()
+            raise
+        finally:
+            self._task = None
+
+    def _take_batch(self) -> list[tuple[asyncio.Future[Result], Command]]:
+        """Pop up to a batch of live commands, failing those whose deadline has passed."""
+        now = self._clock()
+        batch: list[tuple[asyncio.Future[Result], Command]] = []
+        while self._queue and len(batch) < self._limits.batch_commands_max:
+            future, (command, deadline) = self._queue.popitem(last=False)
+            if future.done():  # its caller was cancelled after the future, before its finally
+                continue
+            if deadline is not None and deadline <= now:
+                future.set_exception(DeadlineExpired(
+                    f"deadline passed {now - deadline:.3f}s before the command was sent"))
+                continue
+            batch.append((future, command))
+        return batch
+
+    async def _send(self, batch: list[tuple[asyncio.Future[Result], Command]]) -> None:
+        """Make one call for `batch` and hand each caller its own result or the call's error."""
+        try:
+            results = await self._apply_batch([command for _, command in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"apply_batch returned {len(results)} results for {len(batch)} commands")
+        except asyncio.CancelledError:
+            for future, _ in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # the partition failed this batch; later batches still go
+            for future, _ in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (future, _), result in zip(batch, results):
+            if not future.done():  # a caller cancelled in flight just drops its result
+                future.set_result(result)

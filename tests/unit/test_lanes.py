@@ -1,0 +1,328 @@
+"""A partition lane sends one batch at a time and queues the commands that arrive meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.config import LaneLimits
+from gateway.lanes import DeadlineExpired, LaneOverloaded, PartitionLane
+
+TIMEOUT_S = 5
+
+
+class FakePartition:
+    """An apply_batch that records each call and returns only when the test releases it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list] = []
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self._gates: list[asyncio.Future] = []
+
+    async def __call__(self, commands: list) -> list:
+        self.batches.append(list(commands))
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        gate = asyncio.get_running_loop().create_future()
+        self._gates.append(gate)
+        try:
+            answer = await gate
+        finally:
+            self.in_flight -= 1
+        if isinstance(answer, Exception):
+            raise answer
+        return [("result", command) for command in commands] if answer is None else answer
+
+    @property
+    def unreleased(self) -> int:
+        return sum(not gate.done() for gate in self._gates)
+
+    def release(self, call: int, answer=None) -> None:
+        """Let call number `call` return: None answers normally, an exception raises it."""
+        self._gates[call].set_result(answer)
+
+    @property
+    def sent(self) -> list:
+        return [command for batch in self.batches for command in batch]
+
+
+async def until(predicate) -> None:
+    """Yield to the loop until `predicate()` holds, failing after TIMEOUT_S."""
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0)
+    await asyncio.wait_for(poll(), timeout=TIMEOUT_S)
+
+
+async def settled(tasks) -> list:
+    """Each task's result, or the exception it raised, within TIMEOUT_S."""
+    return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), TIMEOUT_S)
+
+
+def submit_all(lane: PartitionLane, commands, deadline=None) -> list[asyncio.Task]:
+    return [asyncio.create_task(lane.submit(command, deadline)) for command in commands]
+
+
+async def test_submit_idle_lane_sends_batch_of_one():
+    """On an idle lane a command goes at once, alone, without waiting for company."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    task = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    assert fake.batches == [["a"]]
+    fake.release(0)
+    assert await asyncio.wait_for(task, TIMEOUT_S) == ("result", "a")
+
+
+async def test_submit_while_in_flight_goes_as_next_batch_in_order():
+    """Commands queued behind a call go together as the next call, each caller getting its own."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    queued = submit_all(lane, ["b", "c", "d"])
+    await until(lambda: lane.queued == 3)
+    assert len(fake.batches) == 1
+    fake.release(0, answer=[("answer", "a")])
+    await until(lambda: len(fake.batches) == 2)
+    assert fake.batches[1] == ["b", "c", "d"]
+    assert lane.queued == 0
+    fake.release(1, answer=[("answer", "b"), ("answer", "c"), ("answer", "d")])
+    assert await settled([first, *queued]) == [("answer", c) for c in "abcd"]
+
+
+async def test_submit_over_batch_cap_splits_queue_in_order():
+    """A queue longer than the batch cap goes over several calls, order kept."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batch_commands_max=2))
+    tasks = submit_all(lane, ["a"])
+    await until(lambda: len(fake.batches) == 1)
+    tasks += submit_all(lane, ["b", "c", "d", "e", "f"])
+    await until(lambda: lane.queued == 5)
+    for call in range(4):
+        fake.release(call)
+        await until(lambda call=call: len(fake.batches) == call + 2 or lane.queued == 0)
+    assert fake.batches == [["a"], ["b", "c"], ["d", "e"], ["f"]]
+    assert await settled(tasks) == [("result", c) for c in "abcdef"]
+
+
+async def test_submit_full_queue_raises_overloaded_and_sends_nothing_extra():
+    """Past the queue bound a submit is refused at once and never reaches the partition."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(queue_commands_max=2))
+    tasks = submit_all(lane, ["a"])
+    await until(lambda: len(fake.batches) == 1)
+    tasks += submit_all(lane, ["b", "c"])
+    await until(lambda: lane.queued == 2)
+    with pytest.raises(LaneOverloaded):
+        await asyncio.wait_for(lane.submit("d"), TIMEOUT_S)
+    assert lane.queued == 2
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1)
+    assert await settled(tasks) == [("result", c) for c in "abc"]
+    assert fake.sent == ["a", "b", "c"]
+
+
+async def test_submit_expired_deadline_is_not_sent():
+    """A command whose deadline passed while queued fails with DeadlineExpired; the rest go."""
+    now = [100.0]
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(), clock=lambda: now[0])
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    late = asyncio.create_task(lane.submit("late", deadline=101.0))
+    others = [asyncio.create_task(lane.submit("b")),
+              asyncio.create_task(lane.submit("c", deadline=105.0))]
+    await until(lambda: lane.queued == 3)
+    now[0] = 102.0
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1)
+    assert await settled([first, *others]) == [("result", "a"), ("result", "b"), ("result", "c")]
+    with pytest.raises(DeadlineExpired):
+        await asyncio.wait_for(late, TIMEOUT_S)
+    assert "late" not in fake.sent
+
+
+async def test_submit_expired_deadline_on_idle_lane_makes_no_call():
+    """An already expired command on an idle lane fails without any call to the partition."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(), clock=lambda: 100.0)
+    with pytest.raises(DeadlineExpired):
+        await asyncio.wait_for(lane.submit("a", deadline=99.0), TIMEOUT_S)
+    await asyncio.wait_for(lane.drain(), TIMEOUT_S)
+    assert fake.batches == []
+
+
+async def test_apply_batch_error_fails_that_batch_only():
+    """When the partition call raises, its callers get the error and the lane keeps working."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    failing = submit_all(lane, ["a"])
+    await until(lambda: len(fake.batches) == 1)
+    failing += submit_all(lane, ["b", "c"])
+    await until(lambda: lane.queued == 2)
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    boom = ConnectionError("partition down")
+    fake.release(1, answer=boom)
+    outcomes = await settled(failing)
+    assert outcomes[0] == ("result", "a")
+    assert outcomes[1] is boom and outcomes[2] is boom
+    later = asyncio.create_task(lane.submit("d"))
+    await until(lambda: len(fake.batches) == 3)
+    fake.release(2)
+    assert await asyncio.wait_for(later, TIMEOUT_S) == ("result", "d")
+
+
+async def test_apply_batch_wrong_result_count_fails_batch_with_runtime_error():
+    """A call answering the wrong number of results fails each of its commands, naming counts."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    tasks = submit_all(lane, ["a"])
+    await until(lambda: len(fake.batches) == 1)
+    tasks += submit_all(lane, ["b", "c"])
+    await until(lambda: lane.queued == 2)
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1, answer=[("result", "b")])
+    outcomes = await settled(tasks)
+    assert outcomes[0] == ("result", "a")
+    for outcome in outcomes[1:]:
+        assert isinstance(outcome, RuntimeError)
+        assert "1 results for 2 commands" in str(outcome)
+
+
+async def test_cancel_while_queued_is_never_sent():
+    """A caller cancelled before its batch forms takes its command out of the queue."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    gone, kept = submit_all(lane, ["gone", "kept"])
+    await until(lambda: lane.queued == 2)
+    gone.cancel()
+    await until(lambda: lane.queued == 1)
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1)
+    assert await settled([first, kept]) == [("result", "a"), ("result", "kept")]
+    assert gone.cancelled()
+    assert fake.sent == ["a", "kept"]
+
+
+async def test_cancel_while_in_flight_keeps_other_results():
+    """A caller cancelled in flight drops its result; the rest of its batch is answered."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    gone, kept = submit_all(lane, ["gone", "kept"])
+    await until(lambda: len(fake.batches) == 1)
+    assert fake.batches == [["gone", "kept"]]
+    gone.cancel()
+    await until(gone.done)
+    fake.release(0)
+    assert await asyncio.wait_for(kept, TIMEOUT_S) == ("result", "kept")
+    assert gone.cancelled()
+
+
+async def test_lane_never_has_two_calls_in_flight():
+    """However commands arrive, the partition sees one call at a time."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batch_commands_max=3))
+    tasks = []
+    for round_ in range(5):
+        tasks += submit_all(lane, range(round_ * 4, round_ * 4 + 4))
+        await until(lambda: fake.unreleased == 1)
+        assert fake.in_flight == 1
+        fake.release(len(fake.batches) - 1)
+    drained = asyncio.create_task(lane.drain())
+    while not drained.done():
+        await until(lambda: fake.unreleased == 1 or drained.done())
+        if fake.unreleased:
+            fake.release(len(fake.batches) - 1)
+    assert fake.in_flight_max == 1
+    assert await settled(tasks) == [("result", n) for n in range(20)]
+
+
+async def test_drain_returns_once_idle_and_leaves_no_task():
+    """drain() waits for the queue and the call in flight; an idle lane keeps no task alive."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits())
+    before = asyncio.all_tasks()
+    tasks = submit_all(lane, ["a"])
+    await until(lambda: len(fake.batches) == 1)
+    tasks += submit_all(lane, ["b"])
+    drained = asyncio.create_task(lane.drain())
+    await until(lambda: lane.queued == 1)
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    assert not drained.done()
+    fake.release(1)
+    await asyncio.wait_for(drained, TIMEOUT_S)
+    assert lane.queued == 0 and fake.in_flight == 0
+    await settled(tasks)
+    assert asyncio.all_tasks() == before
+
+
+# One step of a scenario: submit some commands, let the loop run, let the oldest open call
+# return, or cancel the caller of one earlier command.
+steps = st.one_of(
+    st.tuples(st.just("submit"), st.integers(1, 5)),
+    st.tuples(st.just("yield"), st.integers(1, 3)),
+    st.tuples(st.just("complete"), st.just(0)),
+    st.tuples(st.just("cancel"), st.integers(0, 1_000)),
+)
+
+
+async def run_scenario(plan, batch_max: int, queue_max: int) -> None:
+    """Play `plan` against a lane, finish every call, then check what each caller got."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batch_commands_max=batch_max,
+                                          queue_commands_max=queue_max))
+    tasks: list[asyncio.Task] = []
+    calls_at_cancel: dict[int, int] = {}
+    for action, n in plan:
+        if action == "submit":
+            tasks += submit_all(lane, range(len(tasks), len(tasks) + n))
+        elif action == "yield":
+            for _ in range(n):
+                await asyncio.sleep(0)
+        elif action == "complete" and fake.unreleased:
+            fake.release(len(fake.batches) - 1)
+        elif action == "cancel" and tasks:
+            command = n % len(tasks)
+            calls_at_cancel.setdefault(command, len(fake.batches))
+            tasks[command].cancel()
+    drained = asyncio.create_task(lane.drain())
+    while not drained.done():
+        await until(lambda: fake.unreleased or drained.done())
+        if fake.unreleased:
+            fake.release(len(fake.batches) - 1)
+    outcomes = await settled(tasks)
+
+    sent = fake.sent
+    assert sent == sorted(sent) and max(Counter(sent).values(), default=1) == 1
+    assert fake.in_flight_max <= 1
+    sent_in_call = {command: call for call, batch in enumerate(fake.batches) for command in batch}
+    for command, outcome in enumerate(outcomes):
+        if isinstance(outcome, asyncio.CancelledError):
+            # Sent only if its batch had formed before the cancel.
+            assert sent_in_call.get(command, -1) < calls_at_cancel[command]
+        elif isinstance(outcome, LaneOverloaded):
+            assert command not in sent_in_call
+        else:
+            assert outcome == ("result", command)
+            assert command in sent_in_call
+
+
+@given(plan=st.lists(steps, max_size=40), batch_max=st.integers(1, 4),
+       queue_max=st.integers(1, 8))
+def test_lane_any_interleaving_sends_each_command_once_in_order(plan, batch_max, queue_max):
+    """Under any interleaving each command is sent at most once, in order, its caller answered."""
+    asyncio.run(run_scenario(plan, batch_max, queue_max))
