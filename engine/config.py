@@ -30,6 +30,8 @@ class PartitionConfig:
     # Released, expired and shipped reservations stay answerable this long.
     finished_reservations_window_ms: int = 24 * HOUR_MS
     finished_reservations_max: int = 2_000_000
+    # SKU-locations one partition may hold; movements naming new ones past it are refused.
+    items_max: int = 20_000_000
     # Ring of on-hand movements kept so a late CYCLE_COUNT can re-apply what came after it.
     movement_history_entries: int = 1 << 18
     # How far a source's clock may run ahead of ours; bounds the history a count must see.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import grown
+
 _NO_ENTRY = -1
 NEVER_MS = -(2**62)
 
@@ -30,8 +32,8 @@ class MovementHistory:
 
     def ensure_rows(self, rows_capacity: int) -> None:
         if rows_capacity > len(self.head):
-            self.head = _grown(self.head, rows_capacity, _NO_ENTRY)
-            self.counted_as_of_ms = _grown(self.counted_as_of_ms, rows_capacity, NEVER_MS)
+            self.head = grown(self.head, rows_capacity, _NO_ENTRY)
+            self.counted_as_of_ms = grown(self.counted_as_of_ms, rows_capacity, NEVER_MS)
 
     def record(self, row: int, occurred_at_ms: int, applied_at_ms: int, delta: int,
                is_count: bool = False) -> None:
@@ -82,9 +84,3 @@ class Superseded(Exception):
     def __init__(self, later_count_at_ms: int) -> None:
         super().__init__(later_count_at_ms)
         self.later_count_at_ms = later_count_at_ms
-
-
-def _grown(array: np.ndarray, size: int, fill: int) -> np.ndarray:
-    grown = np.full(size, fill, dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown

@@ -50,13 +50,11 @@ class IdempotencyTable:
         if len(self.entries) > self.keys_max:
             self._forget_oldest(len(self.entries) - self.keys_max)
 
-    def forget_expired(self, now_ms: int) -> int:
-        """Forget keys older than the window; returns how many."""
+    def forget_expired(self, now_ms: int) -> None:
+        """Forget keys older than the window."""
         cutoff_ms = now_ms - self.window_ms
-        forgotten = 0
         while self._batches and self._batches[0][0] < cutoff_ms:
-            forgotten += self._forget_oldest(self._batches[0][1])
-        return forgotten
+            self._forget_oldest(self._batches[0][1])
 
     def items_in_order(self):
         """(key, command, result, remembered_at_ms) oldest first, for snapshots."""
@@ -67,11 +65,10 @@ class IdempotencyTable:
                 command, results, index = self.entries[key]
                 yield key, command, results[index], now_ms
 
-    def _forget_oldest(self, count: int) -> int:
+    def _forget_oldest(self, count: int) -> None:
         for _ in range(count):
             del self.entries[self._order.popleft()]
             oldest_batch = self._batches[0]
             oldest_batch[1] -= 1
             if oldest_batch[1] == 0:
                 self._batches.popleft()
-        return count

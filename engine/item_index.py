@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import grown
+
 EMPTY = -1
 
 
@@ -79,8 +81,8 @@ class ItemIndex:
         first = self.size
         self.size = first + len(hashes)
         if self.size > len(self.row_hash):
-            self.row_hash = _grown(self.row_hash, self.size)
-            self.row_tag = _grown(self.row_tag, self.size)
+            self.row_hash = grown(self.row_hash, self.size)
+            self.row_tag = grown(self.row_tag, self.size)
         self.row_hash[first:self.size] = hashes
         self.row_tag[first:self.size] = tags
         if 2 * self.size > len(self.slots):
@@ -124,9 +126,3 @@ def _first_of_each(values: np.ndarray) -> np.ndarray:
     first = np.zeros(len(values), dtype=np.bool_)
     first[np.unique(values, return_index=True)[1]] = True
     return first
-
-
-def _grown(array: np.ndarray, size: int) -> np.ndarray:
-    grown = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from collections import namedtuple
 from operator import attrgetter
 
 import numpy as np
 
+from engine.arrays import grown
 from engine.item_index import EMPTY, ItemIndex
 from engine.model import NOT_SELLABLE, QUANTITIES
 
 _CAPACITY_MIN = 1024
+_Line = namedtuple("_Line", "sku location")
 _SKU = attrgetter("sku")
 _LOCATION = attrgetter("location")
 _ON_HAND = QUANTITIES.index("on_hand")
@@ -90,12 +93,12 @@ class ItemTable:
 
     def add_many(self, skus: list[str], locations: list[str]) -> np.ndarray:
         """Add rows for new SKU-locations (an initial load adds many); returns their rows."""
+        # Checked before anything is added, so a refused load leaves the table as it was.
+        if len(set(zip(skus, locations, strict=True))) != len(skus) or (
+                self.rows_of(list(map(_Line, skus, locations))) != EMPTY).any():
+            raise ValueError("a SKU-location of the load is repeated or already exists")
         location_ids = np.array([self.location_id(location) for location in locations],
                                 dtype=np.int64)
-        # Checked before anything is added, so a refused load leaves the table as it was.
-        pairs = set(zip(skus, location_ids.tolist()))
-        if len(pairs) != len(skus) or (self._rows_of_ids(skus, location_ids) != EMPTY).any():
-            raise ValueError("a SKU-location of the load is repeated or already exists")
         first = self.size
         self._reserve(first + len(skus))
         self._index.add(self._hashes(skus, location_ids), self._tags(skus, location_ids), skus,
@@ -133,21 +136,11 @@ class ItemTable:
         return tuple(self.matrix[row].tolist())
 
     def _reserve(self, rows_needed: int) -> None:
-        capacity = self.capacity
-        if rows_needed <= capacity:
-            return
-        while capacity < rows_needed:
-            capacity *= 2
-        self.matrix = _grown(self.matrix, capacity)
-        self.columns = _column_views(self.matrix)
-        self.row_location = _grown(self.row_location, capacity)
+        if rows_needed > self.capacity:
+            self.matrix = grown(self.matrix, rows_needed)
+            self.columns = _column_views(self.matrix)
+            self.row_location = grown(self.row_location, len(self.matrix))
 
 
 def _column_views(matrix: np.ndarray) -> dict[str, np.ndarray]:
     return {name: matrix[:, index] for index, name in enumerate(QUANTITIES)}
-
-
-def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
-    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown

@@ -28,10 +28,34 @@ def apply(state: PartitionState, movement: Movement, now_ms: int) -> MovementRes
     handler = _HANDLERS.get(movement.type)
     if handler is None:
         return _rejected(movement, f"type {movement.type} is not a movement type")
+    refusal = _malformed(movement) or _no_room(state, movement)
+    if refusal:
+        return _rejected(movement, refusal)
     refusal, message = handler(state, movement, occurred_at_ms, now_ms)
     if refusal:
         return _rejected(movement, refusal)
     return MovementResult(Outcome.OK, movement.event_id, MovementCode.APPLIED, message)
+
+
+def _malformed(m: Movement) -> str:
+    """Validation's quantity rules, rechecked: a negative DAMAGE would break an invariant."""
+    if m.type in (MovementType.CYCLE_COUNT, MovementType.SAFETY_STOCK_SET):
+        ok = m.quantity >= 0
+    else:
+        ok = m.quantity != 0 if m.type is MovementType.ADJUSTMENT else m.quantity >= 1
+    if not ok:
+        return f"quantity: {m.quantity} is not allowed for {MovementType(m.type).name}"
+    if m.type is MovementType.TRANSFER_OUT and m.destination_location in ("", m.location):
+        return "destination_location: must name another location"
+    return ""
+
+
+def _no_room(state: PartitionState, m: Movement) -> str:
+    locations = {m.location, m.destination_location} - {""}
+    new_rows = sum(state.items.find(m.sku, location) is None for location in locations)
+    if state.items.size + new_rows > state.config.items_max:
+        return f"the partition holds its most SKU-locations ({state.config.items_max})"
+    return ""
 
 
 def _rejected(movement: Movement, message: str) -> MovementResult:
@@ -41,7 +65,8 @@ def _rejected(movement: Movement, message: str) -> MovementResult:
 def _change_on_hand(state, row: int, delta: int, occurred_at_ms: int, now_ms: int) -> str:
     """Change on_hand, unless a count as of a later instant already saw this change."""
     counted_as_of_ms = int(state.history.counted_as_of_ms[row])
-    if occurred_at_ms <= counted_as_of_ms:
+    # At the count's very instant, sequence decides: applied after the count, on top.
+    if occurred_at_ms < counted_as_of_ms:
         return f"on_hand already counted as of {counted_as_of_ms}: left as counted"
     state.items.columns["on_hand"][row] += delta
     state.history.record(row, occurred_at_ms, now_ms, delta)
@@ -88,6 +113,7 @@ def _sale(state, m, occurred_at_ms, now_ms):
 
 def _cycle_count(state, m, occurred_at_ms, now_ms):
     """on_hand := counted as of `occurred_at`, plus what moved after that instant."""
+    occurred_at_ms = min(occurred_at_ms, now_ms)  # nobody counts the future
     row = state.items.find(m.sku, m.location)
     after = 0
     if row is not None:

@@ -52,6 +52,9 @@ class PartitionState:
         config = config or PartitionConfig()
         self.config = config
         self.seq = 0  # sequence number of the last applied command
+        # The latest batch time seen: time never runs backwards inside a partition, so a
+        # clock stepped back (or a batch of an older gateway) cannot reorder history.
+        self.now_ms = 0
         self.items = ItemTable()
         self.reservations = ReservationBook(config.finished_reservations_window_ms,
                                             config.finished_reservations_max)
@@ -63,11 +66,12 @@ class PartitionState:
 
     def apply(self, batch: Sequence[Command], now_ms: int) -> BatchResults:
         """Apply commands in order; every command but a read takes the next sequence number."""
+        now_ms = self.now_ms = max(now_ms, self.now_ms)
         results = BatchResults()
         position, end = 0, len(batch)
         while position < end:
             command = batch[position]
-            if type(command) is Reserve:
+            if type(command) is Reserve and len(command.lines) == 1:
                 run, keys, ids = reserve_batch.take_run(self, batch, position)
                 if len(run) >= self.config.vectorized_run_min:
                     results.add_run(reserve_batch.apply_run(self, run, keys, ids, now_ms))
@@ -97,21 +101,23 @@ class PartitionState:
             result = self._release(command, now_ms)
         else:
             result = movements.apply(self, command, now_ms)
-        self.idempotency.remember(key, command, result, now_ms)
+        # A refusal that changed nothing and is no answer to the caller's payload (a
+        # malformed command, a movement the engine could not apply) is not remembered,
+        # so a corrected retry with the same key is judged afresh.
+        if result.outcome is not Outcome.INVALID and getattr(result, "code", None) \
+                is not MovementCode.REJECTED:
+            self.idempotency.remember(key, command, result, now_ms)
         return result
 
     # ---- reservations -------------------------------------------------------------------
 
     def _reserve(self, command: Reserve, now_ms: int) -> ReserveResult:
-        if command.reservation_id in self.reservations.by_id:
-            return ReserveResult(Outcome.INVALID, command.reservation_id, None, (), 0,
-                                 "reservation_id is already in use")
+        refusal = _malformed(command) or (command.reservation_id in self.reservations.by_id
+                                          and "reservation_id: is already in use")
+        if refusal:  # validation refuses these first; the core still never over-grants
+            return ReserveResult(Outcome.INVALID, "", None, (), 0, refusal)
         items = self.items
         rows = [items.find(line.sku, line.location) for line in command.lines]
-        known = [row for row in rows if row is not None]
-        if len(set(known)) != len(known):  # validation refuses these first; never over-grant
-            return ReserveResult(Outcome.INVALID, "", None, (), 0,
-                                 "lines repeat a sku and location")
         available = [None if row is None else items.available_to_sell(row) for row in rows]
         granted = _grant(command, available)
         held_rows = tuple(row for row, units in zip(rows, granted, strict=True) if units)
@@ -165,12 +171,14 @@ class PartitionState:
         return ReservationResult(Outcome.OK, command.reservation_id, reservation.state)
 
     def _expire(self, now_ms: int) -> ExpireResult:
-        due = self.reservations.pop_due(now_ms)
-        for reservation in due:
-            self._expire_hold(reservation, now_ms)
+        expired = 0
+        for reservation in self.reservations.pop_due(now_ms):
+            if reservation.state is HELD:  # listed twice only if an id was reused
+                self._expire_hold(reservation, now_ms)
+                expired += 1
         self.reservations.forget_finished(now_ms)
         self.idempotency.forget_expired(now_ms)
-        return ExpireResult(Outcome.OK, len(due))
+        return ExpireResult(Outcome.OK, expired)
 
     def _live(self, reservation_id: str, now_ms: int) -> Reservation | None:
         """The reservation, with a hold that is past due expired first (sweeps lag)."""
@@ -210,14 +218,23 @@ class PartitionState:
 
     def load_items(self, skus: list[str], locations: list[str], on_hand: Sequence[int]) -> None:
         """Seed new SKU-locations with on-hand stock in bulk (an initial ERP import)."""
+        quantities = np.asarray(on_hand, dtype=np.int64)
+        if not len(skus) == len(locations) == len(quantities):
+            raise ValueError("skus, locations and on_hand must be as long as each other")
+        if self.items.size + len(skus) > self.config.items_max:
+            raise ValueError(f"a partition holds at most {self.config.items_max} SKU-locations")
         rows = self.items.add_many(skus, locations)
-        self.items.columns["on_hand"][rows] = np.asarray(on_hand, dtype=np.int64)
+        self.items.columns["on_hand"][rows] = quantities
         self.history.ensure_rows(self.items.capacity)
 
     def row_of(self, sku: str, location: str) -> int:
         """The row of a SKU-location, created empty on first sight (movements create items)."""
-        row = self.items.find_or_add(sku, location)
-        if row >= len(self.history.head):
+        row = self.items.find(sku, location)
+        if row is None:
+            if self.items.size >= self.config.items_max:
+                raise PartitionFull(f"a partition holds at most {self.config.items_max} "
+                                    "SKU-locations")
+            row = self.items.find_or_add(sku, location)
             self.history.ensure_rows(self.items.capacity)
         return row
 
@@ -226,6 +243,22 @@ class PartitionState:
         if row is None:
             return None
         return dict(zip(QUANTITIES, self.items.quantities(row), strict=True))
+
+
+class PartitionFull(Exception):
+    """A movement would create a SKU-location past `items_max`."""
+
+
+def _malformed(command: Reserve) -> str:
+    """What makes a Reserve impossible to apply safely, or "" (validation's job, rechecked)."""
+    seen: dict[tuple[str, str], int] = {}
+    for index, line in enumerate(command.lines):
+        if not (type(line.quantity) is int and line.quantity >= 1):
+            return f"lines[{index}].quantity: must be at least 1"
+        first = seen.setdefault((line.sku, line.location), index)
+        if first != index:
+            return f"lines[{index}]: repeats the sku and location of lines[{first}]"
+    return "" if command.lines else "lines: must not be empty"
 
 
 def _grant(command: Reserve, available: list[int | None]) -> list[int]:

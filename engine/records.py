@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from enum import IntEnum
@@ -27,21 +28,16 @@ def decode(data: list) -> tuple:
     return _decoder(record_type)(data[1:])
 
 
+@functools.cache
 def _decoder(record_type: type):
-    cached = _DECODERS.get(record_type)
-    if cached is None:
-        hints = typing.get_type_hints(record_type)
-        converters = [_converter(hints[name]) for name in record_type._fields]
+    """A function from a record's msgpack fields to the record, built once per type."""
+    hints = typing.get_type_hints(record_type)
+    converters = [_converter(hints[name]) for name in record_type._fields]
 
-        def cached(values, _new=record_type._make, _converters=converters):
-            return _new(convert(value) for convert, value in
-                        zip(_converters, values, strict=True))
+    def decode_fields(values, _new=record_type._make, _converters=converters):
+        return _new(convert(value) for convert, value in zip(_converters, values, strict=True))
 
-        _DECODERS[record_type] = cached
-    return cached
-
-
-_DECODERS: dict[type, typing.Callable] = {}
+    return decode_fields
 
 
 def _converter(hint):

@@ -101,6 +101,8 @@ class ReservationBook:
     def finish(self, reservation: Reservation, state: ReservationState, now_ms: int) -> None:
         reservation.state = state
         self._finished.append((now_ms, reservation.reservation_id))
+        if len(self._finished) > self.finished_max:
+            self._forget_oldest_finished()
         ids = self.by_order.get(reservation.order_ref)
         if ids and reservation.reservation_id in ids:
             ids.remove(reservation.reservation_id)
@@ -120,15 +122,17 @@ class ReservationBook:
                     due.append(reservation)
         return due
 
-    def forget_finished(self, now_ms: int) -> int:
-        """Drop finished reservations past their window or beyond the bound."""
+    def forget_finished(self, now_ms: int) -> None:
+        """Drop finished reservations past their window."""
         cutoff_ms = now_ms - self.finished_window_ms
-        finished = self._finished
-        forgotten = 0
-        while finished and (finished[0][0] < cutoff_ms or len(finished) > self.finished_max):
-            del self.by_id[finished.popleft()[1]]
-            forgotten += 1
-        return forgotten
+        while self._finished and self._finished[0][0] < cutoff_ms:
+            self._forget_oldest_finished()
+
+    def _forget_oldest_finished(self) -> None:
+        reservation_id = self._finished.popleft()[1]
+        # Only if that id still names a finished reservation: never drop a live one.
+        if getattr(self.by_id.get(reservation_id), "state", None) in FINISHED:
+            del self.by_id[reservation_id]
 
     def finished_in_order(self):
         """(finished_at_ms, reservation) oldest first, for snapshots."""

@@ -89,12 +89,15 @@ def take_run(state: PartitionState, batch, start: int) -> tuple[list, list[str],
         keys_and_ids = _all_eligible(state, batch)
         if keys_and_ids:
             return list(batch), *keys_and_ids  # a copy: results outlive the caller's list
-    return _eligible_prefix(state, batch[start:])
+    return _eligible_prefix(state, itertools.islice(batch, start, None))
 
 
 def _all_eligible(state: PartitionState, commands) -> tuple[list, list] | None:
     if set(map(type, commands)) != {Reserve} or set(map(len, map(_LINES, commands))) != {1}:
         return None
+    quantities = list(map(_QUANTITY, map(_FIRST, map(_LINES, commands))))
+    if set(map(type, quantities)) != {int} or min(quantities) < 1:
+        return None  # malformed: the one-at-a-time path refuses it with a reason
     keys, ids = list(map(_KEY, commands)), list(map(_ID, commands))
     if (len(set(keys)) == len(keys) and len(set(ids)) == len(ids)
             and state.idempotency.entries.keys().isdisjoint(keys)
@@ -108,7 +111,8 @@ def _eligible_prefix(state: PartitionState, commands) -> tuple[list, list[str], 
     reservations = state.reservations.by_id
     keys, ids, run = {}, {}, []  # dicts as ordered sets
     for command in commands:
-        if type(command) is not Reserve or len(command.lines) != 1:
+        if type(command) is not Reserve or len(command.lines) != 1 \
+                or type(command.lines[0].quantity) is not int or command.lines[0].quantity < 1:
             break
         key, reservation_id = command.idempotency_key, command.reservation_id
         if key in remembered or key in keys or reservation_id in reservations \

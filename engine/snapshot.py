@@ -25,6 +25,7 @@ def dump(state: PartitionState) -> bytes:
         "version": FORMAT_VERSION,
         "config": dataclasses.asdict(state.config),
         "seq": state.seq,
+        "now_ms": state.now_ms,
         "items": {
             "locations": items.locations,
             "row_location": items.row_location[:size].tobytes(),
@@ -59,7 +60,7 @@ def load(data: bytes, config: PartitionConfig | None = None) -> PartitionState:
     config = dataclasses.replace(config or saved,
                                  movement_history_entries=saved.movement_history_entries)
     state = PartitionState(config)
-    state.seq = snapshot["seq"]
+    state.seq, state.now_ms = snapshot["seq"], snapshot["now_ms"]
     _load_items(state, snapshot["items"])
     _load_history(state, snapshot["history"])
     for row in snapshot["reservations"]:

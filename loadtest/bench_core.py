@@ -57,12 +57,16 @@ def reserve_batches(state: PartitionState, batch_size: int, commands_total: int,
     return batches
 
 
-def measure(state: PartitionState, batches: list[list[Reserve]], now_ms: int) -> float:
-    """Commands per second applying the batches back to back."""
+def measure(state: PartitionState, batches: list[list[Reserve]], now_ms: int,
+            read_results: bool = False) -> float:
+    """Commands per second applying the batches back to back (and reading every result)."""
     commands = sum(len(batch) for batch in batches)
     started = time.perf_counter()
     for batch in batches:
-        state.apply(batch, now_ms)
+        results = state.apply(batch, now_ms)
+        if read_results:
+            for _ in results:
+                pass
     return commands / (time.perf_counter() - started)
 
 
@@ -115,6 +119,9 @@ def main() -> None:
         figures[batch_size] = statistics.median(rounds)
         print(f"batch {batch_size:>5}: {figures[batch_size]:>12,.0f} reserves/s  (rounds: "
               + ", ".join(f"{r:,.0f}" for r in rounds) + ")")
+    batches = reserve_batches(state, 1000, COMMANDS_PER_ROUND[1000], rng, prefix="read-")
+    print(f"batch  1000 with every result built: {measure(state, batches, now_ms, True):,.0f}"
+          " reserves/s (as the gateway reads them)")
     print(f"each held reservation with its remembered key: "
           f"{bytes_per_hold(state, rng, now_ms)} bytes")
     print(f"reserves_per_s={figures[1000]:.0f} bytes_per_sku_location={bytes_per_row}")

@@ -57,7 +57,8 @@ class ReferenceLedger:
         handler = {Reserve: self.reserve, Commit: self.commit, Release: self.release,
                    Movement: self.movement}[type(command)]
         summary = handler(command, now_ms)
-        self.keys[key] = (payload, summary)
+        if summary not in (("invalid",), ("movement", "REJECTED")):  # judged afresh on retry
+            self.keys[key] = (payload, summary)
         return summary
 
     # ---- reservations --------------------------------------------------------------------
@@ -150,7 +151,7 @@ class ReferenceLedger:
             return ("movement", "REJECTED")
         kind, q = m.type, m.quantity
         if kind is MovementType.CYCLE_COUNT:
-            return self.cycle_count(m, occurred_at_ms)
+            return self.cycle_count(m, min(occurred_at_ms, now_ms))
         item = self.item(m.sku, m.location)
         if kind in (MovementType.RECEIPT, MovementType.TRANSFER_IN):
             self._on_hand(m, q, occurred_at_ms)
@@ -183,7 +184,7 @@ class ReferenceLedger:
 
     def _on_hand(self, m: Movement, delta: int, occurred_at_ms: int) -> None:
         log = self.on_hand_log.setdefault((m.sku, m.location), [])
-        if any(is_count and occurred >= occurred_at_ms for occurred, _, is_count in log):
+        if any(is_count and occurred > occurred_at_ms for occurred, _, is_count in log):
             return  # a count as of a later instant already saw this change
         self.item(m.sku, m.location)["on_hand"] += delta
         log.append((occurred_at_ms, delta, False))

@@ -203,8 +203,8 @@ def test_commit_past_due_hold_not_yet_swept_expires_it():
     """A hold past its due time is expired on touch: the Commit is refused, its units freed."""
     state = new_state(on_hand=10)
     rid = held(state, 4, ttl_seconds=60)
-    assert apply_one(state, Commit(rid, "early"), NOW + 59_999).outcome is Outcome.OK
     rid2 = held(state, 3, key="hold-2", ttl_seconds=60)
+    assert apply_one(state, Commit(rid, "early"), NOW + 59_999).outcome is Outcome.OK
     result = apply_one(state, Commit(rid2, "late"), NOW + 60_000)
     assert (result.outcome, result.state) == (PRECONDITION, EXPIRED)
     assert (qty(state, "reserved"), qty(state, "committed")) == (0, 4)
@@ -445,3 +445,67 @@ def test_movement_from_the_future_is_rejected(kind, quantity, ahead_ms, code):
     if code is MovementCode.REJECTED:
         assert "ahead of the engine clock" in result.message
         assert observable(state) == before
+
+
+# ---- review findings: counts at the same instant, clocks, malformed commands -------------
+
+
+def test_cycle_count_then_movements_in_the_same_batch_stay_on_top():
+    """Movements applied after a count at the same instant are not swallowed by it."""
+    state = new_state(on_hand=10)
+    state.apply([move("c", MT.CYCLE_COUNT, 25, occurred_at_unix_ms=NOW),
+                 move("s", MT.SALE, 3), move("r", MT.RECEIPT, 12)], NOW)
+    assert qty(state, "on_hand") == 34
+
+
+def test_cycle_count_dated_in_the_future_counts_as_of_now():
+    """A count claiming a later instant is taken as of now, so later sales still apply."""
+    state = new_state(on_hand=10)
+    apply_one(state, move("c", MT.CYCLE_COUNT, 25, occurred_at_unix_ms=NOW + 60_000))
+    apply_one(state, move("s", MT.SALE, 2), NOW + 1_000)
+    assert qty(state, "on_hand") == 23
+
+
+def test_clock_stepping_back_does_not_reorder_history():
+    """A batch stamped earlier than one already applied is applied as of the later time."""
+    state = new_state(on_hand=10)
+    apply_one(state, move("s1", MT.SALE, 3), NOW + 10_000)
+    apply_one(state, move("s2", MT.SALE, 1), NOW)
+    apply_one(state, move("c", MT.CYCLE_COUNT, 20, occurred_at_unix_ms=NOW + 5_000),
+              NOW + 20_000)
+    assert qty(state, "on_hand") == 20 - 3 - 1
+    assert state.now_ms == NOW + 20_000
+
+
+@pytest.mark.parametrize("vectorized", [True, False], ids=["numpy-run", "one-by-one"])
+@pytest.mark.parametrize("quantity", [0, -2])
+def test_reserve_non_positive_quantity_is_refused(vectorized, quantity):
+    """A quantity below 1 that slipped past validation is refused, naming the field."""
+    state = new_state(vectorized, on_hand=5)
+    result = apply_refused(state, reserve("k", (SKU, LOC, quantity)))
+    assert (result.outcome, result.message) == (Outcome.INVALID,
+                                                "lines[0].quantity: must be at least 1")
+
+
+def test_reserve_refused_as_invalid_is_not_remembered():
+    """A retry after an INVALID refusal is judged afresh, not answered from memory."""
+    state = new_state(on_hand=5)
+    held(state, 1, key="first")
+    taken = apply_refused(state, reserve("k", (SKU, LOC, 1), rid="res-first"))
+    assert taken.outcome is Outcome.INVALID
+    assert apply_one(state, reserve("k", (SKU, LOC, 1), rid="res-new")).status is HELD
+
+
+@pytest.mark.parametrize("kind, quantity", [(MT.DAMAGE, -1), (MT.SALE, 0), (MT.ADJUSTMENT, 0)])
+def test_movement_malformed_quantity_is_rejected(kind, quantity):
+    """Quantities validation would refuse are rejected by the core too, changing nothing."""
+    state = new_state(on_hand=5)
+    result = apply_refused(state, move("m", kind, quantity))
+    assert result.code is MovementCode.REJECTED and result.message.startswith("quantity:")
+
+
+def test_movement_past_items_max_is_rejected():
+    """A movement naming a new SKU-location when the partition is full changes nothing."""
+    state = new_state_with(PartitionConfig(items_max=1), on_hand=5)
+    result = apply_refused(state, move("m", MT.RECEIPT, 3, sku="other"))
+    assert result.code is MovementCode.REJECTED
