@@ -127,9 +127,11 @@ class ItemTable:
 
     def available_to_sell(self, rows: np.ndarray | int):
         """available_to_sell of one row (an int) or of many rows (an int64 array)."""
+        if isinstance(rows, int):  # plain ints: numpy's per-call cost dwarfs one row's sum
+            quantities = self.matrix[rows].tolist()
+            return quantities[_ON_HAND] - sum(quantities[i] for i in _NOT_SELLABLE)
         block = self.matrix[rows]
-        ats = block[..., _ON_HAND] - block[..., _NOT_SELLABLE].sum(axis=-1)
-        return int(ats) if np.ndim(ats) == 0 else ats
+        return block[:, _ON_HAND] - block[:, _NOT_SELLABLE].sum(axis=1)
 
     def quantities(self, row: int) -> tuple[int, ...]:
         """The quantities of one row in QUANTITIES order, as Python ints."""
