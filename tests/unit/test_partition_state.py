@@ -447,7 +447,7 @@ def test_movement_from_the_future_is_rejected(kind, quantity, ahead_ms, code):
         assert observable(state) == before
 
 
-# ---- review findings: counts at the same instant, clocks, malformed commands -------------
+# ---- counts at one instant, clocks, malformed commands -------------------------------
 
 
 def test_cycle_count_then_movements_in_the_same_batch_stay_on_top():
