@@ -66,7 +66,8 @@ class PartitionState:
 
     def apply(self, batch: Sequence[Command], now_ms: int) -> BatchResults:
         """Apply commands in order; every command but a read takes the next sequence number."""
-        now_ms = self.now_ms = max(now_ms, self.now_ms)
+        now_ms = max(now_ms, self.now_ms)
+        seq_before = self.seq
         results = BatchResults()
         position, end = 0, len(batch)
         while position < end:
@@ -80,6 +81,8 @@ class PartitionState:
                     continue
             results.append(self._apply_one(command, now_ms))
             position += 1
+        if self.seq != seq_before:  # reads are not journaled, so they move no clock
+            self.now_ms = now_ms
         return results
 
     def _apply_one(self, command: Command, now_ms: int) -> Result:

@@ -1,0 +1,66 @@
+"""Journal entries of a partition: one per applied batch, and replay of them onto a snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import msgpack
+
+from engine import records
+from engine.model import Command, GetAvailability
+from engine.partition_state import PartitionState
+
+FORMAT_VERSION = 1
+
+
+class JournalBatch(NamedTuple):
+    """A batch as applied: its commands, its time, and the sequence numbers it took."""
+
+    first_seq: int
+    last_seq: int
+    now_ms: int
+    commands: tuple[Command, ...]
+
+
+class JournalGap(Exception):
+    """An entry does not follow the state's sequence number: entries are missing."""
+
+
+def encode(batch: Sequence[Command], now_ms: int, first_seq: int, last_seq: int) -> bytes:
+    """One entry for a batch applied at `now_ms` that took sequence numbers first..last.
+
+    Reads change nothing and take no sequence number, so they are left out.
+    """
+    commands = [records.encode(command) for command in batch
+                if type(command) is not GetAvailability]
+    return msgpack.packb([FORMAT_VERSION, first_seq, last_seq, now_ms, commands])
+
+
+def decode(entry: bytes) -> JournalBatch:
+    version, first_seq, last_seq, now_ms, commands = msgpack.unpackb(entry, raw=False)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"journal entry format {version} is not {FORMAT_VERSION}")
+    return JournalBatch(first_seq, last_seq, now_ms,
+                        tuple(records.decode(command) for command in commands))
+
+
+def replay(state: PartitionState, entries: Iterable[bytes]) -> int:
+    """Apply the entries the state has not seen yet, in order; returns how many were applied.
+
+    Entries at or below the state's sequence number are already in it (a snapshot taken
+    after them) and are skipped. Anything but the next number is a gap, and replay stops
+    there rather than build a state that never existed.
+    """
+    applied = 0
+    for entry in entries:
+        batch = decode(entry)
+        if batch.last_seq <= state.seq:
+            continue
+        if batch.first_seq != state.seq + 1:
+            raise JournalGap(f"entry starts at seq {batch.first_seq}, state is at {state.seq}")
+        state.apply(batch.commands, batch.now_ms)
+        if state.seq != batch.last_seq:
+            raise JournalGap(f"entry ends at seq {batch.last_seq}, replay reached {state.seq}")
+        applied += 1
+    return applied
