@@ -39,8 +39,6 @@ class PartitionConfig:
     # Runs of at least this many single-line Reserves are applied with numpy; shorter ones
     # one at a time, where numpy's fixed cost per call would outweigh its gain.
     vectorized_run_min: int = 16
-    # The lower bits of this partition's reservation ids.
-    partition_id: int = 0
 
 
 @dataclass(frozen=True)

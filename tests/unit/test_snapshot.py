@@ -25,7 +25,7 @@ T0 = 1_700_000_000_000
 SKUS = ("sku-a", "sku-b", "sku-c")
 LOCATIONS = ("dc-1", "store-2")
 CONFIG = PartitionConfig(hold_ttl_seconds_default=60, idempotency_window_ms=3_600_000,
-                         finished_reservations_window_ms=3_600_000, partition_id=3,
+                         finished_reservations_window_ms=3_600_000,
                          movement_history_entries=8)  # small, so the ring wraps
 
 
