@@ -65,6 +65,11 @@ class AvailabilityServiceStub:
                 request_serializer=inventory_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
                 response_deserializer=inventory_dot_v1_dot_availability__pb2.AvailabilityUpdate.FromString,
                 _registered_method=True)
+        self.Batch = channel.unary_unary(
+                '/inventory.v1.AvailabilityService/Batch',
+                request_serializer=inventory_dot_v1_dot_availability__pb2.BatchRequest.SerializeToString,
+                response_deserializer=inventory_dot_v1_dot_availability__pb2.BatchResponse.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -113,6 +118,14 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Batch(self, request, context):
+        """Carries many independent Reserve, Commit and Release requests, one result each, in
+        order; the Python client coalesces concurrent calls into it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +158,11 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.WatchAvailability,
                     request_deserializer=inventory_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.FromString,
                     response_serializer=inventory_dot_v1_dot_availability__pb2.AvailabilityUpdate.SerializeToString,
+            ),
+            'Batch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Batch,
+                    request_deserializer=inventory_dot_v1_dot_availability__pb2.BatchRequest.FromString,
+                    response_serializer=inventory_dot_v1_dot_availability__pb2.BatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +328,33 @@ class AvailabilityService:
             '/inventory.v1.AvailabilityService/WatchAvailability',
             inventory_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
             inventory_dot_v1_dot_availability__pb2.AvailabilityUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Batch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inventory.v1.AvailabilityService/Batch',
+            inventory_dot_v1_dot_availability__pb2.BatchRequest.SerializeToString,
+            inventory_dot_v1_dot_availability__pb2.BatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
