@@ -1,11 +1,33 @@
-"""The `availability` command line."""
+"""The `availability` command line; every option also reads an AVAILABILITY_* variable."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from engine import demo
+from engine.config import GatewayConfig
+
+
+def _env(name: str, default):
+    """A default from AVAILABILITY_<NAME>, converted like the built-in default."""
+    value = os.environ.get(f"AVAILABILITY_{name}")
+    if value is None or default is None:
+        return value if value is not None else default
+    return type(default)(value)
+
+
+def _add_serving_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=_env("PORT", 50051),
+                        help="port to listen on; 0 picks a free one (default 50051)")
+    parser.add_argument("--partitions", type=int, default=_env("PARTITIONS", 4),
+                        help="partition actors the SKUs are spread over (default 4)")
+    parser.add_argument("--ray-namespace", default=_env("RAY_NAMESPACE", "availability"),
+                        help="Ray namespace the partition actors are named in")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +40,42 @@ def main(argv: list[str] | None = None) -> int:
                              help="SKUs in the sample catalogue (default 10000)")
     demo_parser.add_argument("--partitions", type=int, default=4,
                              help="partitions the SKUs are spread over (default 4)")
+    serve_parser = commands.add_parser(
+        "serve", help="start Ray, the partition actors and the gRPC gateway")
+    _add_serving_options(serve_parser)
+    serve_parser.add_argument("--gateways", type=int, default=_env("GATEWAYS", 1),
+                              help="gateway processes sharing the port (default 1)")
+    serve_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
+                              help="join this Ray cluster instead of starting one")
+    gateway_parser = commands.add_parser(
+        "gateway", help="one more gateway in front of partitions a `serve` started")
+    _add_serving_options(gateway_parser)
+    gateway_parser.add_argument("--ray-address", required=True,
+                                help="the Ray cluster the partitions run in")
     args = parser.parse_args(argv)
-    if args.skus < 2 or args.partitions < 1:
-        parser.error("--skus must be at least 2 and --partitions at least 1")
-    demo.run(args.skus, args.partitions)
+    if args.command == "demo":
+        if args.skus < 2 or args.partitions < 1:
+            parser.error("--skus must be at least 2 and --partitions at least 1")
+        demo.run(args.skus, args.partitions)
+        return 0
+    return _serve(parser, args)
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from gateway.serve import ServeOptions, serve, serve_gateway
+
+    if args.partitions < 1 or getattr(args, "gateways", 1) < 1:
+        parser.error("--partitions and --gateways must be at least 1")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = GatewayConfig(partitions=args.partitions, cart_confirm_delay_s=float(
+        os.environ.get("AVAILABILITY_FAULT_CART_CONFIRM_DELAY_S", 0)))
+    options = ServeOptions(host=args.host, port=args.port, partitions=args.partitions,
+                           gateways=getattr(args, "gateways", 1), ray_address=args.ray_address,
+                           ray_namespace=args.ray_namespace, config=config)
+    (serve if args.command == "serve" else serve_gateway)(options)
     return 0
 
 

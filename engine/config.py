@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HOUR_MS = 3_600_000
 
@@ -49,3 +49,22 @@ class LaneLimits:
     batch_commands_max: int = 1_000
     # Most commands waiting behind the call in flight; beyond it callers are refused.
     queue_commands_max: int = 10_000
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """How a gateway routes, coalesces and bounds what it is sent."""
+
+    partitions: int = 4
+    lanes: LaneLimits = field(default_factory=LaneLimits)
+    requests: RequestLimits = field(default_factory=RequestLimits)
+    # Most commands one Batch RPC may carry.
+    batch_commands_max: int = 1_000
+    # The hold lifetime a Reserve with ttl_seconds 0 gets (the partitions' default).
+    hold_ttl_seconds_default: int = PartitionConfig.hold_ttl_seconds_default
+    # Parts of a cart that spans partitions are held this long until the gateway confirms
+    # them all; a gateway that dies between the two phases leaves holds that lapse after
+    # this plus one sweep of the partitions.
+    cart_tentative_ttl_s: int = 5
+    # Fault injection for tests: a pause between a cart's two phases.
+    cart_confirm_delay_s: float = 0.0

@@ -130,6 +130,19 @@ class Release(NamedTuple):
         return ("release", self.reservation_id, self.reason)
 
 
+class ConfirmHold(NamedTuple):
+    """Give a tentative hold (one part of a cart that spans partitions) its final expiry."""
+
+    reservation_id: str
+    idempotency_key: str
+    expires_at_unix_ms: int
+
+    def payload(self) -> tuple:
+        # The expiry is left out: a retried cart confirms again with a later instant, and
+        # must get the first confirmation back rather than a conflict.
+        return ("confirm", self.reservation_id)
+
+
 class Expire(NamedTuple):
     """Sweep the holds that are due at the batch's `now_ms`."""
 
@@ -172,7 +185,7 @@ class GetAvailability(NamedTuple):
     channel: str = ""
 
 
-Command = Reserve | Commit | Release | Expire | Movement | GetAvailability
+Command = Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvailability
 
 # ---- results --------------------------------------------------------------------------
 
@@ -196,12 +209,13 @@ class ReserveResult(NamedTuple):
 
 
 class ReservationResult(NamedTuple):
-    """The answer to Commit and Release."""
+    """The answer to Commit, Release and ConfirmHold."""
 
     outcome: Outcome
     reservation_id: str
     state: ReservationState | None
     message: str = ""
+    expires_at_unix_ms: int = 0  # set by ConfirmHold: when the hold now falls due
 
 
 class ExpireResult(NamedTuple):

@@ -17,6 +17,7 @@ from engine.model import (
     AvailabilityResult,
     Command,
     Commit,
+    ConfirmHold,
     Expire,
     ExpireResult,
     GetAvailability,
@@ -102,6 +103,8 @@ class PartitionState:
             result = self._commit(command, now_ms)
         elif kind is Release:
             result = self._release(command, now_ms)
+        elif kind is ConfirmHold:
+            result = self._confirm_hold(command, now_ms)
         else:
             result = movements.apply(self, command, now_ms)
         # A refusal that changed nothing and is no answer to the caller's payload (a
@@ -172,6 +175,20 @@ class PartitionState:
         if state in (HELD, COMMITTED):
             self.reservations.finish(reservation, ReservationState.RELEASED, now_ms)
         return ReservationResult(Outcome.OK, command.reservation_id, reservation.state)
+
+    def _confirm_hold(self, command: ConfirmHold, now_ms: int) -> ReservationResult:
+        reservation = self._live(command.reservation_id, now_ms)
+        if reservation is None:
+            return _not_found(command.reservation_id)
+        state = reservation.state
+        if state is HELD:
+            reservation.expires_at_ms = command.expires_at_unix_ms
+            self.reservations.reschedule(reservation)
+        elif state is not COMMITTED:  # a retried cart may find its hold already committed
+            return ReservationResult(Outcome.FAILED_PRECONDITION, command.reservation_id,
+                                     state, f"reservation is {state.name.lower()}")
+        return ReservationResult(Outcome.OK, command.reservation_id, state,
+                                 expires_at_unix_ms=reservation.expires_at_ms)
 
     def _expire(self, now_ms: int) -> ExpireResult:
         expired = 0

@@ -13,7 +13,7 @@ from engine import model
 _TAGGED = (
     model.Reserve, model.Commit, model.Release, model.Expire, model.Movement,
     model.GetAvailability, model.ReserveResult, model.ReservationResult, model.ExpireResult,
-    model.MovementResult, model.AvailabilityResult,
+    model.MovementResult, model.AvailabilityResult, model.ConfirmHold,
 )
 _TAG_OF = {record_type: tag for tag, record_type in enumerate(_TAGGED)}
 

@@ -71,6 +71,10 @@ class ReservationBook:
         self.by_id[reservation.reservation_id] = reservation
         self._due_bucket(reservation.expires_at_ms).append(reservation.reservation_id)
 
+    def reschedule(self, reservation: Reservation) -> None:
+        """File a hold under its new due instant; the old bucket's entry no longer matches."""
+        self._due_bucket(reservation.expires_at_ms).append(reservation.reservation_id)
+
     def add_held_run(self, ids: list[str], entries: list[tuple], expires_at_ms: list[int]) -> None:
         """Holds of a run, stored as their shared entries; they mostly share one due instant."""
         self.by_id.update(zip(ids, entries))

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from engine.ids import ReservationIdSource, partition_of_reservation
+from engine.ids import ReservationIdSource, partitions_of_reservation
 from engine.routing import partition_of
 
 T0_MS = 1_700_000_000_000
@@ -33,11 +33,18 @@ def test_ids_from_two_sources_at_the_same_instant_differ():
 
 @pytest.mark.parametrize("partition", [0, 1, 9, 63, 1023, 10**9])
 def test_ids_carry_their_partition(partition):
-    """partition_of_reservation reads back the partition an id was minted for."""
+    """partitions_of_reservation reads back the partition an id was minted for."""
     reservation_id = ReservationIdSource().mint(partition)
-    assert partition_of_reservation(reservation_id) == partition
+    assert partitions_of_reservation(reservation_id) == (partition,)
     assert len(reservation_id.encode()) <= 128
     assert reservation_id.isascii() and reservation_id.isprintable()
+
+
+def test_ids_of_carts_carry_every_partition():
+    """A cart spanning partitions gets one id that names each of them, in the order given."""
+    reservation_id = ReservationIdSource().mint(0, 3, 12)
+    assert reservation_id.startswith("r0.3.12-")
+    assert partitions_of_reservation(reservation_id) == (0, 3, 12)
 
 
 def test_ids_sort_by_mint_time_within_a_partition():
@@ -54,11 +61,13 @@ def test_ids_sort_by_mint_time_within_a_partition():
     "r1_0123456789abcdefghjkmnpqrs",
     "r\u00b2-0123456789abcdefghjkmnpqrs",
     "r\u0663-0123456789abcdefghjkmnpqrs",
+    "r1.-0123456789abcdefghjkmnpqrs", "r1..2-0123456789abcdefghjkmnpqrs",
 ], ids=["empty", "no-dash", "no-partition", "letter-partition", "short-body", "long-body",
-        "wrong-prefix", "underscore", "superscript-digit", "arabic-indic-digit"])
+        "wrong-prefix", "underscore", "superscript-digit", "arabic-indic-digit",
+        "trailing-dot", "empty-part"])
 def test_ids_not_minted_by_us_have_no_partition(reservation_id):
     """An id of any other shape reads as no partition (the gateway answers NOT_FOUND)."""
-    assert partition_of_reservation(reservation_id) is None
+    assert partitions_of_reservation(reservation_id) is None
 
 
 @pytest.mark.parametrize("sku, partitions, expected", [

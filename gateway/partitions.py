@@ -1,0 +1,67 @@
+"""How the gateway reaches partitions: Ray actors, or hosts in this process for tests and tools."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from engine.model import Command, Result
+from engine.partition_host import PartitionHost
+
+
+class PartitionUnavailable(Exception):
+    """A partition did not answer (its actor died, restarts or is unreachable)."""
+
+
+class Partitions(Protocol):
+    """Every partition of one engine, addressed by number."""
+
+    count: int
+
+    async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
+        """Apply one batch on one partition; one result per command, in order."""
+
+    async def ready(self, timeout_s: float) -> bool:
+        """Whether every partition answers within `timeout_s`."""
+
+
+class RayPartitions:
+    """Partition actors behind their Ray handles: the one place the gateway calls Ray."""
+
+    def __init__(self, handles: Sequence) -> None:
+        import ray.exceptions  # only this adapter needs Ray
+
+        self._handles = list(handles)
+        self.count = len(self._handles)
+        self._unreachable = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+    async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
+        try:
+            return await self._handles[partition].apply.remote(commands)
+        except self._unreachable as error:
+            raise PartitionUnavailable(f"partition {partition} is unavailable: "
+                                       f"{type(error).__name__}") from error
+
+    async def ready(self, timeout_s: float) -> bool:
+        probes = [handle.ready.remote() for handle in self._handles]
+        try:
+            await asyncio.wait_for(asyncio.gather(*probes), timeout_s)
+        except Exception:  # timed out, or an actor is dead or restarting
+            return False
+        return True
+
+
+class LocalPartitions:
+    """Partition hosts in this process (unit tests, tools); Expire sweeps are the caller's."""
+
+    def __init__(self, hosts: Sequence[PartitionHost]) -> None:
+        self.hosts = list(hosts)
+        self.count = len(self.hosts)
+
+    async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
+        await asyncio.sleep(0)  # a real partition answers later, never within the call
+        return self.hosts[partition].apply(commands)
+
+    async def ready(self, timeout_s: float) -> bool:
+        return True

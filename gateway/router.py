@@ -1,0 +1,128 @@
+"""Validate a request, route each command to the partition owning it, coalesce per partition."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Sequence
+
+from engine.config import GatewayConfig
+from engine.ids import ReservationIdSource, partitions_of_reservation
+from engine.model import (
+    AvailabilityResult,
+    Command,
+    Commit,
+    GetAvailability,
+    Movement,
+    MovementResult,
+    Outcome,
+    Release,
+    ReservationResult,
+    Reserve,
+    ReserveResult,
+    Result,
+)
+from engine.partition_host import wall_clock_ms
+from engine.routing import partition_of
+from engine.validation import (
+    validate_commit,
+    validate_get_availability,
+    validate_movements,
+    validate_release,
+    validate_reserve,
+)
+from gateway.carts import combine_parts, reserve_cart
+from gateway.lanes import PartitionLane
+from gateway.partitions import Partitions
+
+
+class Router:
+    """The gateway's logic without gRPC: core commands in, core results out.
+
+    Refusals arrive as results (their `outcome`) or as exceptions: ValidationError,
+    LaneOverloaded, DeadlineExpired, PartitionUnavailable and CartAborted. A `deadline`
+    is on `time.monotonic()`'s clock; a command still queued at it is never sent.
+    """
+
+    def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
+                 ids: ReservationIdSource | None = None) -> None:
+        self.config = config or GatewayConfig(partitions=partitions.count)
+        self.partitions = partitions
+        self._ids = ids or ReservationIdSource()
+        self.lanes = [PartitionLane(functools.partial(partitions.apply, partition),
+                                    self.config.lanes)
+                      for partition in range(partitions.count)]
+
+    def submit(self, partition: int, command: Command,
+               deadline: float | None) -> Awaitable[Result]:
+        return self.lanes[partition].submit(command, deadline)
+
+    async def reserve(self, command: Reserve, deadline: float | None = None) -> ReserveResult:
+        validate_reserve(command, self.config.requests)
+        count = self.partitions.count
+        owners = [partition_of(line.sku, count) for line in command.lines]
+        first = owners[0]
+        if all(owner == first for owner in owners):
+            command = command._replace(reservation_id=self._ids.mint(first))
+            return await self.submit(first, command, deadline)
+        config = self.config
+        return await reserve_cart(
+            self.submit, command, owners, self._ids.mint(*sorted(set(owners))),
+            final_ttl_s=command.ttl_seconds or config.hold_ttl_seconds_default,
+            tentative_ttl_s=config.cart_tentative_ttl_s, now_ms=wall_clock_ms,
+            deadline=deadline, confirm_delay_s=config.cart_confirm_delay_s)
+
+    async def commit(self, command: Commit, deadline: float | None = None) -> ReservationResult:
+        validate_commit(command, self.config.requests)
+        return await self._to_reservation(command, deadline)
+
+    async def release(self, command: Release, deadline: float | None = None) -> ReservationResult:
+        validate_release(command, self.config.requests)
+        return await self._to_reservation(command, deadline)
+
+    async def _to_reservation(self, command: Commit | Release,
+                              deadline: float | None) -> ReservationResult:
+        """Send a Commit or Release to every partition its reservation id names."""
+        owners = partitions_of_reservation(command.reservation_id)
+        if owners is None or max(owners) >= self.partitions.count:
+            return ReservationResult(Outcome.NOT_FOUND, command.reservation_id, None,
+                                     "no such reservation")
+        if len(owners) == 1:
+            return await self.submit(owners[0], command, deadline)
+        answers = await asyncio.gather(*(self.submit(p, command, deadline) for p in owners))
+        return combine_parts(command.reservation_id, answers)
+
+    async def get_availability(self, query: GetAvailability,
+                               deadline: float | None = None) -> AvailabilityResult:
+        validate_get_availability(query, self.config.requests)
+        indexes_of = self._by_partition(item.sku for item in query.items)
+        answers = await asyncio.gather(*(
+            self.submit(p, query._replace(items=tuple(query.items[i] for i in indexes)),
+                        deadline)
+            for p, indexes in indexes_of.items()))
+        items = [None] * len(query.items)
+        for indexes, answer in zip(indexes_of.values(), answers, strict=True):
+            for index, item in zip(indexes, answer.items, strict=True):
+                items[index] = item
+        return AvailabilityResult(Outcome.OK, tuple(items))
+
+    async def apply_movements(self, movements: Sequence[Movement],
+                              deadline: float | None = None) -> list[MovementResult]:
+        """Every movement's result in request order; each goes to its SKU's partition."""
+        validate_movements(movements, self.config.requests)
+        count = self.partitions.count
+        return list(await asyncio.gather(*(
+            self.submit(partition_of(movement.sku, count), movement, deadline)
+            for movement in movements)))
+
+    def _by_partition(self, skus) -> dict[int, list[int]]:
+        count = self.partitions.count
+        indexes_of: dict[int, list[int]] = {}
+        for index, sku in enumerate(skus):
+            indexes_of.setdefault(partition_of(sku, count), []).append(index)
+        return indexes_of
+
+    async def drain(self) -> None:
+        """Wait until no lane has anything queued or in flight."""
+        await asyncio.gather(*(lane.drain() for lane in self.lanes))
+

@@ -1,0 +1,116 @@
+"""`availability serve` and `availability gateway`: Ray, the partition actors, gateway processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+
+from engine.config import GatewayConfig
+from engine.partition_actor import NAMESPACE, find_partitions, start_partitions
+from gateway.partitions import RayPartitions
+from gateway.server import Gateway, host_port
+
+# The line that says a gateway is serving; tests and extra gateways wait for it.
+LISTENING = re.compile(r"serving .* on (?P<host>\S+):(?P<port>\d+)")
+READY_TIMEOUT_S = 120.0
+DRAIN_GRACE_S = 10.0
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    partitions: int = 4
+    gateways: int = 1
+    ray_address: str | None = None
+    ray_namespace: str = NAMESPACE
+    config: GatewayConfig = field(default_factory=GatewayConfig)
+
+
+def serve(options: ServeOptions) -> None:
+    """Start (or join) Ray, start the partitions, serve until SIGTERM or SIGINT, then drain."""
+    import ray
+
+    ray.init(address=options.ray_address, namespace=options.ray_namespace,
+             include_dashboard=False, configure_logging=False)
+    try:
+        handles = start_partitions(options.partitions, options.ray_namespace)
+        asyncio.run(_serve_gateways(options, RayPartitions(handles)))
+    finally:
+        ray.shutdown()
+
+
+def serve_gateway(options: ServeOptions) -> None:
+    """One more gateway process in front of partitions that `serve` started."""
+    import ray
+
+    ray.init(address=options.ray_address, namespace=options.ray_namespace,
+             log_to_driver=False, configure_logging=False)
+    try:
+        handles = find_partitions(options.partitions, options.ray_namespace)
+        asyncio.run(_run_gateway(options, RayPartitions(handles), extra_gateways=None))
+    finally:
+        ray.shutdown()
+
+
+async def _serve_gateways(options: ServeOptions, partitions: RayPartitions) -> None:
+    await _run_gateway(options, partitions, extra_gateways=options.gateways - 1)
+
+
+async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
+                       extra_gateways: int | None) -> None:
+    gateway = Gateway(partitions, options.config)
+    port = await gateway.start(options.host, options.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    children: list[subprocess.Popen] = []
+    try:
+        await asyncio.wait_for(gateway.serving.wait(), READY_TIMEOUT_S)
+        if extra_gateways:
+            import ray
+
+            address = ray.get_runtime_context().gcs_address
+            children = [_spawn_gateway(options, address, port) for _ in range(extra_gateways)]
+            for child in children:
+                await asyncio.to_thread(_wait_listening, child)
+        gateways = 1 + len(children) if extra_gateways is not None else 1
+        print(f"availability: serving inventory.v1.AvailabilityService "
+              f"({options.partitions} partitions, {gateways} gateway"
+              f"{'s' if gateways > 1 else ''}) on {host_port(options.host, port)}", flush=True)
+        await stop.wait()
+        log.info("draining: no new calls, finishing those in flight")
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        await gateway.stop(DRAIN_GRACE_S)
+        for child in children:
+            await asyncio.to_thread(child.wait, DRAIN_GRACE_S + 5)
+
+
+def _spawn_gateway(options: ServeOptions, ray_address: str, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "engine.cli", "gateway", "--ray-address", ray_address,
+               "--ray-namespace", options.ray_namespace, "--partitions",
+               str(options.partitions), "--host", options.host, "--port", str(port)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def _wait_listening(child: subprocess.Popen) -> None:
+    """Block until a child gateway prints its serving line, echoing what it prints."""
+    for line in child.stdout:
+        if LISTENING.search(line):
+            # Keep reading what it prints, so a full pipe never blocks it.
+            threading.Thread(target=sys.stdout.writelines, args=(child.stdout,),
+                             daemon=True).start()
+            return
+        sys.stdout.write(line)
+    raise RuntimeError(f"gateway process {child.pid} exited with {child.wait()} before serving")
