@@ -8,7 +8,7 @@ import os
 import sys
 
 from engine import demo
-from engine.config import GatewayConfig
+from engine.config import GatewayConfig, LaneLimits
 
 
 def _env(name: str, default):
@@ -28,6 +28,14 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                         help="partition actors the SKUs are spread over (default 4)")
     parser.add_argument("--ray-namespace", default=_env("RAY_NAMESPACE", "availability"),
                         help="Ray namespace the partition actors are named in")
+    parser.add_argument("--queue-commands-max", type=int,
+                        default=_env("QUEUE_COMMANDS_MAX", LaneLimits.queue_commands_max),
+                        help="commands queued per partition before RESOURCE_EXHAUSTED "
+                             f"(default {LaneLimits.queue_commands_max})")
+    parser.add_argument("--cart-tentative-ttl-s", type=int,
+                        default=_env("CART_TENTATIVE_TTL_S", GatewayConfig.cart_tentative_ttl_s),
+                        help="how long a cart spanning partitions is held before it is "
+                             f"confirmed (default {GatewayConfig.cart_tentative_ttl_s})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,14 +72,20 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from gateway.serve import ServeOptions, serve, serve_gateway
 
-    if args.partitions < 1 or getattr(args, "gateways", 1) < 1:
-        parser.error("--partitions and --gateways must be at least 1")
+    if min(args.partitions, getattr(args, "gateways", 1), args.queue_commands_max,
+           args.cart_tentative_ttl_s) < 1:
+        parser.error("--partitions, --gateways, --queue-commands-max and "
+                     "--cart-tentative-ttl-s must be at least 1")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = GatewayConfig(partitions=args.partitions, cart_confirm_delay_s=float(
-        os.environ.get("AVAILABILITY_FAULT_CART_CONFIRM_DELAY_S", 0)))
+    config = GatewayConfig(
+        partitions=args.partitions,
+        lanes=LaneLimits(queue_commands_max=args.queue_commands_max),
+        cart_tentative_ttl_s=args.cart_tentative_ttl_s,
+        # A fault point for tests: a pause between a cart's two phases.
+        cart_confirm_delay_s=float(os.environ.get("AVAILABILITY_FAULT_CART_CONFIRM_DELAY_S", 0)))
     options = ServeOptions(host=args.host, port=args.port, partitions=args.partitions,
                            gateways=getattr(args, "gateways", 1), ray_address=args.ray_address,
                            ray_namespace=args.ray_namespace, config=config)

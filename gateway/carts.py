@@ -64,12 +64,16 @@ async def reserve_cart(submit: Submit, command: Reserve, owners: Sequence[int],
         (r for r in answers if r.outcome is not Outcome.OK), None)
     complete = all(not isinstance(r, BaseException) and r.status is ReservationStatus.HELD
                    for r in answers)
-    if failure is not None or not (complete or (command.allow_partial and held)):
-        await _roll_back(submit, command, results, held)
+    if failure is not None:
+        # Roll back only what this attempt held: a part answered under another id is the
+        # replay of an earlier cart with this key, which the conflict must leave alone.
+        await _roll_back(submit, command, results,
+                         [p for p in held if results[p].reservation_id == reservation_id])
         if isinstance(failure, BaseException):
             raise failure
-        if failure is not None:
-            return failure  # an idempotency conflict in one partition refuses the cart
+        return failure  # an idempotency conflict in one partition refuses the cart
+    if not (complete or (command.allow_partial and held)):
+        await _roll_back(submit, command, results, held)
         return _merge(command, lines_of, results, rolled_back=held, expires_at_ms=0)
     if confirm_delay_s:
         await asyncio.sleep(confirm_delay_s)

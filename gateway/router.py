@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from engine.config import GatewayConfig
 from engine.ids import ReservationIdSource, partitions_of_reservation
@@ -45,10 +45,12 @@ class Router:
     """
 
     def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
-                 ids: ReservationIdSource | None = None) -> None:
+                 ids: ReservationIdSource | None = None,
+                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config or GatewayConfig(partitions=partitions.count)
         self.partitions = partitions
         self._ids = ids or ReservationIdSource()
+        self._clock_ms = clock_ms
         self.lanes = [PartitionLane(functools.partial(partitions.apply, partition),
                                     self.config.lanes)
                       for partition in range(partitions.count)]
@@ -69,7 +71,7 @@ class Router:
         return await reserve_cart(
             self.submit, command, owners, self._ids.mint(*sorted(set(owners))),
             final_ttl_s=command.ttl_seconds or config.hold_ttl_seconds_default,
-            tentative_ttl_s=config.cart_tentative_ttl_s, now_ms=wall_clock_ms,
+            tentative_ttl_s=config.cart_tentative_ttl_s, now_ms=self._clock_ms,
             deadline=deadline, confirm_delay_s=config.cart_confirm_delay_s)
 
     async def commit(self, command: Commit, deadline: float | None = None) -> ReservationResult:

@@ -100,7 +100,9 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
 def _spawn_gateway(options: ServeOptions, ray_address: str, port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "engine.cli", "gateway", "--ray-address", ray_address,
                "--ray-namespace", options.ray_namespace, "--partitions",
-               str(options.partitions), "--host", options.host, "--port", str(port)]
+               str(options.partitions), "--host", options.host, "--port", str(port),
+               "--queue-commands-max", str(options.config.lanes.queue_commands_max),
+               "--cart-tentative-ttl-s", str(options.config.cart_tentative_ttl_s)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
 
 

@@ -11,7 +11,6 @@ from engine.model import (
     ReservationState,
     ReservationStatus,
 )
-from engine.records import decode, encode
 from tests.unit.partition_helpers import LOC, NOW, SKU, apply_one, apply_refused, new_state, reserve
 
 TENTATIVE_MS = 5_000
@@ -86,8 +85,3 @@ def test_confirm_hold_of_released_reservation_is_refused():
     assert (result.outcome, result.state) == (Outcome.FAILED_PRECONDITION,
                                               ReservationState.RELEASED)
 
-
-def test_confirm_hold_record_round_trips():
-    """ConfirmHold is journaled like any command."""
-    command = ConfirmHold("r0.1-x", "cart/confirm", FINAL_MS)
-    assert decode(encode(command)) == command
