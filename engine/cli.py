@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                              help="SKUs in the sample catalogue (default 10000)")
     demo_parser.add_argument("--partitions", type=int, default=4,
                              help="partitions the SKUs are spread over (default 4)")
+    demo_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
+                             help="join this Ray cluster instead of starting one")
     serve_parser = commands.add_parser(
         "serve", help="start Ray, the partition actors and the gRPC gateway")
     _add_serving_options(serve_parser)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.skus < 2 or args.partitions < 1:
             parser.error("--skus must be at least 2 and --partitions at least 1")
-        demo.run(args.skus, args.partitions)
+        demo.run(args.skus, args.partitions, args.ray_address)
         return 0
     return _serve(parser, args)
 

@@ -60,6 +60,8 @@ class GatewayConfig:
     requests: RequestLimits = field(default_factory=RequestLimits)
     # Most commands one Batch RPC may carry.
     batch_commands_max: int = 1_000
+    # Most RPCs a gateway process runs at once; gRPC refuses more with RESOURCE_EXHAUSTED.
+    concurrent_rpcs_max: int = 20_000
     # The hold lifetime a Reserve with ttl_seconds 0 gets (the partitions' default).
     hold_ttl_seconds_default: int = PartitionConfig.hold_ttl_seconds_default
     # Parts of a cart that spans partitions are held this long until the gateway confirms

@@ -1,56 +1,52 @@
-"""`availability demo`: a sample catalogue, a short retail story, and the availability it leaves."""
+"""`availability demo`: start the engine, play a short retail story over gRPC, show availability."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import time
-from collections.abc import Callable
 
-from engine.ids import ReservationIdSource
-from engine.model import (
-    Commit,
-    Expire,
-    Movement,
-    MovementType,
-    Release,
-    Reserve,
-    ReserveLine,
-)
-from engine.partition_state import PartitionState
-from engine.routing import partition_of
+from inventory.v1 import availability_pb2 as pb
 
 LOCATIONS = ("dc-east", "dc-west", "store-012")
 HOT_SKU = "SKU-000001"
+HOLD_TTL_S = 2
+EXPIRY_WAIT_S = 10.0
+RECEIPTS_PER_CALL = 1_000
 
 
-class Engine:
-    """Partitions of the pure core in one process; the serving layer puts each in an actor."""
+def run(skus: int, partitions: int, ray_address: str | None = None, out=print) -> None:
+    """Start Ray, the partition actors and a gateway on a free port; play; shut down."""
+    import ray
 
-    def __init__(self, partitions: int, clock_ms: Callable[[], int]) -> None:
-        self.partitions = [PartitionState() for _ in range(partitions)]
-        self.clock_ms = clock_ms
-        self.ids = ReservationIdSource(clock_ms)
+    from engine.partition_actor import start_partitions
+    from gateway.partitions import RayPartitions
 
-    def owner(self, sku: str) -> int:
-        return partition_of(sku, len(self.partitions))
+    ray.init(address=ray_address, namespace=f"availability-demo-{os.getpid()}",
+             include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        handles = start_partitions(partitions, ray.get_runtime_context().namespace)
+        asyncio.run(_serve_and_play(RayPartitions(handles), skus, out))
+    finally:
+        ray.shutdown()
 
-    def reserve(self, key: str, sku: str, location: str, quantity: int, **options):
-        partition = self.owner(sku)
-        command = Reserve(key, self.ids.mint(partition), (ReserveLine(sku, location, quantity),),
-                          **options)
-        return self.partitions[partition].apply([command], self.clock_ms())[0]
 
-    def apply(self, sku: str, commands: list):
-        return list(self.partitions[self.owner(sku)].apply(commands, self.clock_ms()))
+async def _serve_and_play(partitions, skus: int, out) -> None:
+    from engine.config import GatewayConfig
+    from gateway.client import AvailabilityClient
+    from gateway.server import Gateway
 
-    def load(self, catalogue: list[tuple[str, str, int]]) -> None:
-        for number, partition in enumerate(self.partitions):
-            rows = [row for row in catalogue if self.owner(row[0]) == number]
-            partition.load_items([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-
-    def availability(self, items: list[tuple[str, str]]):
-        return [self.partitions[self.owner(sku)].query([(sku, location)]).items[0]
-                for sku, location in items]
+    gateway = Gateway(partitions, GatewayConfig(partitions=partitions.count))
+    port = await gateway.start("127.0.0.1", 0)
+    try:
+        await asyncio.wait_for(gateway.serving.wait(), 60)
+        out(f"Serving inventory.v1.AvailabilityService on 127.0.0.1:{port} "
+            f"({partitions.count} partition actors).")
+        async with AvailabilityClient(f"127.0.0.1:{port}") as client:
+            await play(client, skus, out)
+    finally:
+        await gateway.stop(grace_s=5)
 
 
 def sample_catalogue(skus: int, seed: int = 1) -> list[tuple[str, str, int]]:
@@ -59,39 +55,64 @@ def sample_catalogue(skus: int, seed: int = 1) -> list[tuple[str, str, int]]:
             for n in range(1, skus + 1) for location in LOCATIONS]
 
 
-def run(skus: int, partitions: int, out=print) -> None:
-    now_ms = [int(time.time() * 1000)]
-    engine = Engine(partitions, lambda: now_ms[0])
-    engine.load(sample_catalogue(skus))
-    engine.apply(HOT_SKU, [Movement("erp-count-1", "erp", MovementType.CYCLE_COUNT, HOT_SKU,
-                                    "dc-east", 25, now_ms[0])])
-    out(f"Loaded {skus * len(LOCATIONS):,} SKU-locations into {partitions} partitions.\n")
+def movement(event_id: str, source: str, kind: int, sku: str, location: str, quantity: int,
+             **fields) -> pb.Movement:
+    return pb.Movement(event_id=event_id, source=source, type=kind, sku=sku,
+                       location=location, quantity=quantity, **fields)
 
-    out(f"Flash sale: 40 shoppers each reserve 1 unit of {HOT_SKU} at dc-east (25 on hand).")
-    results = [engine.reserve(f"cart-{n}", HOT_SKU, "dc-east", 1, ttl_seconds=60)
-               for n in range(40)]
-    held = [r for r in results if r.reservation_id]
+
+async def play(client, skus: int, out) -> None:
+    """The story, told through the client: every number printed comes back from the engine."""
+    catalogue = sample_catalogue(skus)
+    receipts = [movement(f"erp-import-{n}", "erp", pb.MOVEMENT_TYPE_RECEIPT, *row)
+                for n, row in enumerate(catalogue) if row[2]]
+    for start in range(0, len(receipts), RECEIPTS_PER_CALL):
+        await client.apply_movements(receipts[start:start + RECEIPTS_PER_CALL])
+    await client.apply_movements([movement("erp-count-1", "erp", pb.MOVEMENT_TYPE_CYCLE_COUNT,
+                                           HOT_SKU, "dc-east", 25)])
+    out(f"Loaded {len(catalogue):,} SKU-locations through ApplyMovements.\n")
+
+    out(f"Flash sale: 40 shoppers at once each reserve 1 unit of {HOT_SKU} at dc-east "
+        "(25 on hand).")
+    results = await asyncio.gather(*(
+        client.reserve([(HOT_SKU, "dc-east", 1)], idempotency_key=f"cart-{n}",
+                       ttl_seconds=HOLD_TTL_S) for n in range(40)))
+    held = [r for r in results if r.status == pb.RESERVATION_STATUS_HELD]
     out(f"  held {len(held)}, rejected {len(results) - len(held)}: nothing oversold.")
-    retry = engine.reserve("cart-0", HOT_SKU, "dc-east", 1, ttl_seconds=60)
-    out(f"  a retry of cart-0 returns its first reservation: {retry.reservation_id}\n")
+    retry = await client.reserve([(HOT_SKU, "dc-east", 1)], idempotency_key="cart-0",
+                                 ttl_seconds=HOLD_TTL_S)
+    out(f"  a retry of cart-0 returns its first answer: "
+        f"{retry.reservation_id or 'rejected'}\n")
 
     out("10 orders are placed, 5 carts are abandoned, the rest are left to expire.")
-    engine.apply(HOT_SKU, [Commit(r.reservation_id, f"commit-{n}", f"order-{n}")
-                           for n, r in enumerate(held[:10])])
-    engine.apply(HOT_SKU, [Release(r.reservation_id, f"release-{n}", "abandoned")
-                           for n, r in enumerate(held[10:15])])
+    await asyncio.gather(*(
+        client.commit(r.reservation_id, idempotency_key=f"commit-{n}", order_ref=f"order-{n}")
+        for n, r in enumerate(held[:10])))
+    await asyncio.gather(*(
+        client.release(r.reservation_id, idempotency_key=f"release-{n}", reason="abandoned")
+        for n, r in enumerate(held[10:15])))
     out("The warehouse ships 4 orders; the store sells 2 at the till; 12 units arrive.\n")
-    engine.apply(HOT_SKU, [Movement(f"wms-ship-{n}", "wms", MovementType.SHIPMENT, HOT_SKU,
-                                    "dc-east", 1, order_ref=f"order-{n}") for n in range(4)])
-    engine.apply(HOT_SKU, [
-        Movement("pos-1", "pos", MovementType.SALE, HOT_SKU, "store-012", 2),
-        Movement("erp-po-7", "erp", MovementType.RECEIPT, HOT_SKU, "dc-east", 12)])
-    now_ms[0] += 61_000
-    expired = engine.apply(HOT_SKU, [Expire()])[0].expired
-    out(f"A minute later {expired} abandoned holds have expired by themselves.\n")
+    await client.apply_movements(
+        [movement(f"wms-ship-{n}", "wms", pb.MOVEMENT_TYPE_SHIPMENT, HOT_SKU, "dc-east", 1,
+                  order_ref=f"order-{n}") for n in range(4)]
+        + [movement("pos-1", "pos", pb.MOVEMENT_TYPE_SALE, HOT_SKU, "store-012", 2),
+           movement("erp-po-7", "erp", pb.MOVEMENT_TYPE_RECEIPT, HOT_SKU, "dc-east", 12)])
+    expired = await _wait_for_expiry(client, len(held) - 15)
+    out(f"{HOLD_TTL_S} seconds later {expired} abandoned holds have expired by themselves.\n")
 
-    _print_table(engine.availability([(HOT_SKU, location) for location in LOCATIONS]
-                                     + [("SKU-000002", "dc-west")]), out)
+    rows = await client.get_availability([(HOT_SKU, location) for location in LOCATIONS]
+                                         + [("SKU-000002", "dc-west")])
+    _print_table(rows, out)
+
+
+async def _wait_for_expiry(client, left_to_expire: int) -> int:
+    """Poll until the partitions' own sweep has expired the holds nobody came back for."""
+    deadline = time.monotonic() + EXPIRY_WAIT_S
+    while True:
+        (hot,) = await client.get_availability([(HOT_SKU, "dc-east")])
+        if hot.reserved == 0 or time.monotonic() > deadline:
+            return left_to_expire - hot.reserved
+        await asyncio.sleep(0.2)
 
 
 def _print_table(rows, out) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import pickle
 
 import ray
 
 from engine.config import PartitionConfig
-from engine.model import Command, Result
 from engine.partition_host import SWEEP_INTERVAL_S, PartitionHost
 from engine.process import tune_garbage_collector
 
@@ -36,9 +35,15 @@ class PartitionActor:
         self._sweeper: asyncio.Task | None = None
         tune_garbage_collector()
 
-    async def apply(self, commands: Sequence[Command]) -> list[Result]:
+    async def apply(self, batch: bytes) -> bytes:
+        """A pickled list of commands in, the pickled list of their results out.
+
+        Batches travel as bytes pickled by the standard C pickler: Ray would otherwise
+        serialize them with cloudpickle, two to three times slower for these tuples.
+        """
         self._ensure_sweeper()
-        return self._host.apply(commands)
+        results = self._host.apply(pickle.loads(batch))
+        return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
 
     async def ready(self) -> dict[str, int]:
         """Answers once the partition can take commands (a restarted one, once recovered)."""

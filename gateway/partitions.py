@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -37,8 +38,9 @@ class RayPartitions:
         self._unreachable = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
     async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
+        batch = pickle.dumps(list(commands), protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            return await self._handles[partition].apply.remote(commands)
+            return pickle.loads(await self._handles[partition].apply.remote(batch))
         except self._unreachable as error:
             raise PartitionUnavailable(f"partition {partition} is unavailable: "
                                        f"{type(error).__name__}") from error

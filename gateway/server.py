@@ -39,7 +39,9 @@ class Gateway:
     def __init__(self, partitions: Partitions, config: GatewayConfig | None = None) -> None:
         self.router = Router(partitions, config)
         self.health = health_aio.HealthServicer()
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.server = grpc.aio.server(
+            options=SERVER_OPTIONS,
+            maximum_concurrent_rpcs=self.router.config.concurrent_rpcs_max)
         pb_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(self.router), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
