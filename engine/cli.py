@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser(
         "demo", help="load a sample catalogue, play a short retail story, print availability")
-    demo_parser.add_argument("--skus", type=int, default=10_000,
-                             help="SKUs in the sample catalogue (default 10000)")
+    demo_parser.add_argument("--skus", type=int, default=2_000,
+                             help="SKUs in the sample catalogue (default 2000)")
     demo_parser.add_argument("--partitions", type=int, default=4,
                              help="partitions the SKUs are spread over (default 4)")
     demo_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
