@@ -15,6 +15,8 @@ from inventory.v1 import availability_pb2_grpc as pb_grpc
 StatusCode = grpc.StatusCode
 # Most commands the server takes in one Batch RPC.
 SERVER_BATCH_COMMANDS_MAX = 1_000
+# Stays under gRPC's default 4 MiB limit on what a server receives, with room to spare.
+BATCH_BYTES_MAX = 3_000_000
 # BatchResult carries the status as a number; callers get the same grpc.StatusCode either way.
 _STATUS_CODE_OF_NUMBER = MappingProxyType({code.value[0]: code for code in StatusCode})
 # Each write request type: the unary RPC that takes it, and its field in BatchCommand/BatchResult.
@@ -50,7 +52,9 @@ class Coalescer:
 
     def __init__(self, send_one: SendOne, send_batch: SendBatch, *, rpcs_in_flight_max: int = 4,
                  batch_commands_max: int = SERVER_BATCH_COMMANDS_MAX,
-                 queue_commands_max: int = 100_000) -> None:
+                 queue_commands_max: int = 100_000,
+                 size_of: Callable[[Any], int] = lambda command: 0,
+                 batch_bytes_max: int = BATCH_BYTES_MAX) -> None:
         if min(rpcs_in_flight_max, batch_commands_max, queue_commands_max) < 1:
             raise ValueError("every *_max must be at least 1")
         self._send_one = send_one
@@ -58,6 +62,8 @@ class Coalescer:
         self._rpcs_in_flight_max = rpcs_in_flight_max
         self._batch_commands_max = batch_commands_max
         self._queue_commands_max = queue_commands_max
+        self._size_of = size_of
+        self._batch_bytes_max = batch_bytes_max
         self._rpcs_in_flight = 0
         # Keyed by each caller's future, so a caller that gives up leaves the queue in O(1).
         self._queue: OrderedDict[asyncio.Future, tuple[Any, float | None]] = OrderedDict()
@@ -146,8 +152,14 @@ class Coalescer:
         """Pop up to a batch of live calls, failing those whose deadline has passed."""
         now = asyncio.get_running_loop().time()
         batch: list[_Queued] = []
+        batch_bytes = 0
         while self._queue and len(batch) < self._batch_commands_max:
-            future, (command, deadline) = self._queue.popitem(last=False)
+            future, (command, deadline) = next(iter(self._queue.items()))
+            size = self._size_of(command)
+            if batch and batch_bytes + size > self._batch_bytes_max:
+                break  # the rest go in the next batch
+            batch_bytes += size
+            self._queue.popitem(last=False)
             if future.done():  # its caller gave up after the future, before its finally ran
                 continue
             if deadline is not None and deadline <= now:
@@ -213,7 +225,8 @@ class AvailabilityClient:
                              f"{SERVER_BATCH_COMMANDS_MAX} commands per Batch")
         self._coalescer = Coalescer(
             self._send_write, self._send_writes, rpcs_in_flight_max=rpcs_in_flight_max,
-            batch_commands_max=batch_commands_max, queue_commands_max=queue_commands_max)
+            batch_commands_max=batch_commands_max, queue_commands_max=queue_commands_max,
+            size_of=lambda request: request.ByteSize())
         self._channel = _open_channel(target, channel_options)
         self._stub = pb_grpc.AvailabilityServiceStub(self._channel)
         self._metadata = tuple(metadata)

@@ -487,3 +487,20 @@ def test_submit_any_interleaving_answers_each_caller_its_own_result(
         plan, rpcs_in_flight_max, batch_commands_max):
     """Any interleaving sends each call once, answers it its own, caps the RPCs in flight."""
     asyncio.run(run_interleaving(plan, rpcs_in_flight_max, batch_commands_max))
+
+
+
+async def test_submit_batches_split_to_stay_under_the_byte_budget():
+    """Queued calls whose sizes add up past the byte budget go as several batches, in order."""
+    fake = FakeServer()
+    coalescer = coalescer_for(fake, rpcs_in_flight_max=1, size_of=lambda command: 400,
+                              batch_bytes_max=1_000)
+    (lone,) = await fill_slots(fake, coalescer, ["first"])
+    queued = submit_all(coalescer, [f"c{n}" for n in range(5)])
+    await until(lambda: coalescer.queued == 5)
+    for rpc in range(4):  # the unary call, then each batch as the one before returns
+        await until(lambda rpc=rpc: len(fake.rpcs) == rpc + 1)
+        fake.release(rpc)
+    assert [rpc.commands for rpc in fake.rpcs[1:]] == [["c0", "c1"], ["c2", "c3"], ["c4"]]
+    assert await settled(queued) == [("answer", f"c{n}") for n in range(5)]
+    await settled([lone])
