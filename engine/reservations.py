@@ -113,6 +113,10 @@ class ReservationBook:
             if not ids:
                 del self.by_order[reservation.order_ref]
 
+    def next_due_ms(self) -> int | None:
+        """The earliest instant a hold may fall due (it may since have left), or None."""
+        return self._due_instants[0] if self._due_instants else None
+
     def pop_due(self, now_ms: int) -> list[Reservation]:
         """Holds whose time has come; entries for holds no longer held are dropped."""
         due = []

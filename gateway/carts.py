@@ -1,14 +1,15 @@
 """Reservations whose lines span partitions: tentative holds everywhere, then confirm or roll back.
 
 Phase 1 sends each partition its part of the cart as a Reserve under one shared id
-(`r<p>.<q>-...`) with a short TTL (`cart_tentative_ttl_s`). Phase 2 confirms every part
-(ConfirmHold sets the requested expiry) when the cart is held, or releases every held
-part when it is not. Nothing coordinates the two phases but the gateway, so a gateway
-that dies between them leaves tentative holds that simply lapse: the partitions' sweep
-expires them within the tentative TTL plus one sweep interval. A part confirmed after
-its tentative hold lapsed is refused, and the whole cart is rolled back and answered
-ABORTED. Every part and every phase carries a key derived from the caller's idempotency
-key, so a retried cart replays its parts and confirmations instead of holding twice.
+(`r<p>.<q>-<digest of key and cart>`) with a short TTL (`cart_tentative_ttl_s`). Phase 2
+confirms every part (ConfirmHold sets the requested expiry) when the cart is held, or
+releases every held part when it is not. Nothing coordinates the two phases but the
+gateway, so a gateway that dies between them leaves tentative holds that simply lapse:
+the partitions' sweep expires them within the tentative TTL plus one sweep interval. A
+part confirmed after its tentative hold lapsed is refused, and the whole cart is rolled
+back and answered ABORTED. Every part and every phase carries a key derived from the
+caller's idempotency key, so a retried cart replays its parts and confirmations instead
+of holding twice.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
+
+import msgpack
 
 from engine.config import GatewayConfig
 from engine.ids import ReservationIdSource, partitions_of_reservation
@@ -34,6 +37,19 @@ from engine.validation import (
 from gateway.carts import combine_parts, reserve_cart
 from gateway.lanes import PartitionLane
 from gateway.partitions import Partitions
+
+
+def cart_id(command: Reserve, partitions: Sequence[int]) -> str:
+    """The id of a cart's parts, the same from every gateway for the same key and cart.
+
+    Two attempts of one cart (a retry through another gateway) may reach its partitions
+    in opposite orders; each partition keeps the part that came first, so the parts must
+    share an id whichever attempt placed them. The payload is in the digest too, so a key
+    reused for another cart gets another id and a conflict can tell its own holds apart.
+    """
+    digest = hashlib.blake2b(msgpack.packb((command.idempotency_key, command.payload())),
+                             digest_size=16).hexdigest()
+    return f"r{'.'.join(map(str, partitions))}-{digest}"
 
 
 class Router:
@@ -69,7 +85,7 @@ class Router:
             return await self.submit(first, command, deadline)
         config = self.config
         return await reserve_cart(
-            self.submit, command, owners, self._ids.mint(*sorted(set(owners))),
+            self.submit, command, owners, cart_id(command, sorted(set(owners))),
             final_ttl_s=command.ttl_seconds or config.hold_ttl_seconds_default,
             tentative_ttl_s=config.cart_tentative_ttl_s, now_ms=self._clock_ms,
             deadline=deadline, confirm_delay_s=config.cart_confirm_delay_s)

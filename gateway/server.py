@@ -22,8 +22,14 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AvailabilityService"].full_name
 # How often health asks every partition whether it answers, and how long it waits.
 HEALTH_PROBE_INTERVAL_S = 1.0
 HEALTH_PROBE_TIMEOUT_S = 2.0
-# SO_REUSEPORT lets several gateway processes share one port (`serve --gateways N`).
-SERVER_OPTIONS = (("grpc.so_reuseport", 1),)
+SERVER_OPTIONS = (
+    # SO_REUSEPORT lets several gateway processes share one port (`serve --gateways N`).
+    ("grpc.so_reuseport", 1),
+    # gRPC's own queue of calls not yet handed to Python cancels calls beyond 1,000 by
+    # default: the bounded lanes, not this queue, must be what refuses (RESOURCE_EXHAUSTED).
+    ("grpc.server.max_pending_requests", 40_000),
+    ("grpc.server.max_pending_requests_hard_limit", 40_000),
+)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 log = logging.getLogger(__name__)

@@ -1,5 +1,9 @@
-"""Test-wide settings: hypothesis profiles (`--hypothesis-profile long` for long runs)."""
+"""Test-wide settings: hypothesis profiles (`--hypothesis-profile long` for long runs), and one
+Ray instance per session, started only when an integration or e2e test asks for it."""
 
+import uuid
+
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=200, deadline=None,
@@ -7,3 +11,21 @@ settings.register_profile("ci", max_examples=200, deadline=None,
 settings.register_profile("long", max_examples=5_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> str:
+    """Start Ray once for the whole session, on first use, and give its cluster address.
+
+    Integration tests start partition actors in it; e2e tests start `availability serve`
+    with `--ray-address` so every serve joins this one instead of starting its own.
+    Unit tests never ask for it (tests/unit/conftest.py makes ray.init raise there).
+    """
+    import ray
+
+    ray.init(namespace=f"tests-{uuid.uuid4().hex[:12]}", include_dashboard=False, num_cpus=4,
+             configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

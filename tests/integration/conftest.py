@@ -1,0 +1,74 @@
+"""Partition actors in the session's Ray, and in-process gateways over them on port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from engine.config import GatewayConfig
+from engine.partition_actor import start_partitions
+from gateway.partitions import RayPartitions
+from gateway.server import Gateway
+from tests.integration.serving import use_session_loop
+
+READY_TIMEOUT_S = 60.0
+
+
+def pytest_collection_modifyitems(items):
+    use_session_loop(items, Path(__file__).parent)
+
+
+@pytest.fixture
+def actors(ray_address):
+    """Start `actors(count)` partition actors in a fresh namespace: (namespace, handles).
+    They are killed for good at teardown."""
+    import ray
+
+    started = []
+
+    def start(count: int) -> tuple[str, list]:
+        namespace = f"integration-{uuid.uuid4().hex[:12]}"
+        handles = start_partitions(count, namespace)
+        started.extend(handles)
+        return namespace, handles
+
+    yield start
+    for handle in started:
+        ray.kill(handle, no_restart=True)
+
+
+@pytest.fixture
+async def gateway():
+    """Serve `await gateway(handles, **config)` in this process on port 0; returns its target.
+    Waits until health says SERVING; stopped at teardown."""
+    started: list[Gateway] = []
+
+    async def start(handles, **config) -> str:
+        served = Gateway(RayPartitions(handles), GatewayConfig(partitions=len(handles),
+                                                               **config))
+        started.append(served)
+        port = await served.start("127.0.0.1", 0)
+        await asyncio.wait_for(served.serving.wait(), READY_TIMEOUT_S)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for served in reversed(started):
+        await served.stop(grace_s=1.0)
+
+
+@pytest.fixture
+async def channel_to():
+    """Open `channel_to(target)` channels; all are closed at teardown."""
+    opened: list[grpc.aio.Channel] = []
+
+    def open_channel(target: str) -> grpc.aio.Channel:
+        opened.append(grpc.aio.insecure_channel(target))
+        return opened[-1]
+
+    yield open_channel
+    for channel in opened:
+        await channel.close()
