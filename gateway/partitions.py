@@ -28,12 +28,7 @@ class Partitions(Protocol):
 
 
 class RayPartitions:
-    """Partition actors behind their Ray handles: the one place the gateway calls Ray.
-
-    Ray does not keep the order of calls to an async actor that are in flight together,
-    so a caller that needs its batches applied in order sends one at a time per
-    partition, as the gateway's lanes do.
-    """
+    """Partition actors behind their Ray handles: the one place the gateway calls Ray."""
 
     def __init__(self, handles: Sequence) -> None:
         import ray.exceptions  # only this adapter needs Ray
