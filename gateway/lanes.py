@@ -42,14 +42,22 @@ class PartitionLane:
         """Commands waiting, not in flight."""
         return len(self._queue)
 
-    async def submit(self, command: Command, deadline: float | None = None) -> Result:
-        """Send `command` with the next batch and return its result; `deadline` is on `clock`."""
+    def enqueue(self, command: Command, deadline: float | None = None) -> asyncio.Future[Result]:
+        """Queue `command` for the next batch; the future resolves with its own result.
+
+        Cancelling the future before its batch is formed keeps the command from being sent.
+        """
         if len(self._queue) >= self._limits.queue_commands_max:
             raise LaneOverloaded(f"{len(self._queue)} commands already queued for this partition")
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue[future] = (command, deadline)
         if self._task is None:
             self._task = asyncio.create_task(self._send_until_empty())
+        return future
+
+    async def submit(self, command: Command, deadline: float | None = None) -> Result:
+        """Send `command` with the next batch and return its result; `deadline` is on `clock`."""
+        future = self.enqueue(command, deadline)
         try:
             return await future
         finally:

@@ -72,42 +72,69 @@ class Router:
                       for partition in range(partitions.count)]
 
     def submit(self, partition: int, command: Command,
-               deadline: float | None) -> Awaitable[Result]:
-        return self.lanes[partition].submit(command, deadline)
+               deadline: float | None) -> asyncio.Future[Result]:
+        """Queue `command` on its partition's lane; the future brings its result."""
+        return self.lanes[partition].enqueue(command, deadline)
 
-    async def reserve(self, command: Reserve, deadline: float | None = None) -> ReserveResult:
+    async def _submit_later(self, partition: int, command: Command,
+                            deadline: float | None) -> Result:
+        # For fan-outs: a refusal to queue one part is that part's answer, raised when
+        # awaited, so the parts already queued are still awaited (and a cart rolled back).
+        return await self.submit(partition, command, deadline)
+
+    def start_reserve(self, command: Reserve,
+                      deadline: float | None = None) -> Awaitable[ReserveResult]:
+        """Validate and route now, raising any refusal; the awaitable brings the result."""
         validate_reserve(command, self.config.requests)
         count = self.partitions.count
         owners = [partition_of(line.sku, count) for line in command.lines]
         first = owners[0]
         if all(owner == first for owner in owners):
             command = command._replace(reservation_id=self._ids.mint(first))
-            return await self.submit(first, command, deadline)
+            return self.submit(first, command, deadline)
         config = self.config
-        return await reserve_cart(
-            self.submit, command, owners, cart_id(command, sorted(set(owners))),
+        return reserve_cart(
+            self._submit_later, command, owners, cart_id(command, sorted(set(owners))),
             final_ttl_s=command.ttl_seconds or config.hold_ttl_seconds_default,
             tentative_ttl_s=config.cart_tentative_ttl_s, now_ms=self._clock_ms,
             deadline=deadline, confirm_delay_s=config.cart_confirm_delay_s)
 
-    async def commit(self, command: Commit, deadline: float | None = None) -> ReservationResult:
+    def start_commit(self, command: Commit,
+                     deadline: float | None = None) -> Awaitable[ReservationResult]:
         validate_commit(command, self.config.requests)
-        return await self._to_reservation(command, deadline)
+        return self._to_reservation(command, deadline)
+
+    def start_release(self, command: Release,
+                      deadline: float | None = None) -> Awaitable[ReservationResult]:
+        validate_release(command, self.config.requests)
+        return self._to_reservation(command, deadline)
+
+    async def reserve(self, command: Reserve, deadline: float | None = None) -> ReserveResult:
+        return await self.start_reserve(command, deadline)
+
+    async def commit(self, command: Commit, deadline: float | None = None) -> ReservationResult:
+        return await self.start_commit(command, deadline)
 
     async def release(self, command: Release, deadline: float | None = None) -> ReservationResult:
-        validate_release(command, self.config.requests)
-        return await self._to_reservation(command, deadline)
+        return await self.start_release(command, deadline)
 
-    async def _to_reservation(self, command: Commit | Release,
-                              deadline: float | None) -> ReservationResult:
+    def _to_reservation(self, command: Commit | Release,
+                        deadline: float | None) -> Awaitable[ReservationResult]:
         """Send a Commit or Release to every partition its reservation id names."""
         owners = partitions_of_reservation(command.reservation_id)
         if owners is None or max(owners) >= self.partitions.count:
-            return ReservationResult(Outcome.NOT_FOUND, command.reservation_id, None,
-                                     "no such reservation")
+            answer = asyncio.get_running_loop().create_future()
+            answer.set_result(ReservationResult(Outcome.NOT_FOUND, command.reservation_id,
+                                                None, "no such reservation"))
+            return answer
         if len(owners) == 1:
-            return await self.submit(owners[0], command, deadline)
-        answers = await asyncio.gather(*(self.submit(p, command, deadline) for p in owners))
+            return self.submit(owners[0], command, deadline)
+        return self._to_parts(command, owners, deadline)
+
+    async def _to_parts(self, command: Commit | Release, owners: Sequence[int],
+                        deadline: float | None) -> ReservationResult:
+        answers = await asyncio.gather(*(self._submit_later(p, command, deadline)
+                                         for p in owners))
         return combine_parts(command.reservation_id, answers)
 
     async def get_availability(self, query: GetAvailability,
@@ -115,8 +142,8 @@ class Router:
         validate_get_availability(query, self.config.requests)
         indexes_of = self._by_partition(item.sku for item in query.items)
         answers = await asyncio.gather(*(
-            self.submit(p, query._replace(items=tuple(query.items[i] for i in indexes)),
-                        deadline)
+            self._submit_later(p, query._replace(items=tuple(query.items[i] for i in indexes)),
+                               deadline)
             for p, indexes in indexes_of.items()))
         items = [None] * len(query.items)
         for indexes, answer in zip(indexes_of.values(), answers, strict=True):
@@ -130,7 +157,7 @@ class Router:
         validate_movements(movements, self.config.requests)
         count = self.partitions.count
         return list(await asyncio.gather(*(
-            self.submit(partition_of(movement.sku, count), movement, deadline)
+            self._submit_later(partition_of(movement.sku, count), movement, deadline)
             for movement in movements)))
 
     def _by_partition(self, skus) -> dict[int, list[int]]:

@@ -27,6 +27,8 @@ _STATUS_OF_ERROR = (
     (DeadlineExpired, StatusCode.DEADLINE_EXCEEDED),
     (PartitionUnavailable, StatusCode.UNAVAILABLE),
     (CartAborted, StatusCode.ABORTED),
+    # A lane torn down under a queued command (the gateway stopping): it was never sent.
+    (asyncio.CancelledError, StatusCode.UNAVAILABLE),
 )
 
 
@@ -45,25 +47,38 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining_s is None else time.monotonic() + remaining_s
 
 
+def refusal_of(error: BaseException) -> Refused:
+    """The status a refusal raised on the way to a partition earns (INTERNAL for a bug)."""
+    for error_type, code in _STATUS_OF_ERROR:
+        if isinstance(error, error_type):
+            return Refused(code, str(error))
+    log.error("command failed", exc_info=error)
+    return Refused(StatusCode.INTERNAL, f"internal error: {type(error).__name__}")
+
+
 async def settle(work: Awaitable):
     """Await the router, turning the refusals it raises into Refused with their status."""
     try:
         return await work
     except Exception as error:
-        for error_type, code in _STATUS_OF_ERROR:
-            if isinstance(error, error_type):
-                raise Refused(code, str(error)) from error
-        log.exception("command failed")
-        raise Refused(StatusCode.INTERNAL, f"internal error: {type(error).__name__}") from error
+        raise refusal_of(error) from error
 
 
-async def answer(work: Awaitable, to_response: Callable):
-    """Await the router's result and encode it, or raise Refused with the status it earns."""
-    result = await settle(work)
+def encoded(result, to_response: Callable):
+    """A result's response, or Refused with the status its outcome earns."""
     code = codec.status_of(result.outcome)
     if code is not None:
         raise Refused(code, result.message)
     return to_response(result)
+
+
+# Each write a Batch may carry: request to command, the router's start, result to response.
+_WRITES = {
+    "reserve": (lambda request: codec.reserve_command(request, reservation_id=""),
+                "start_reserve", codec.reserve_response),
+    "commit": (codec.commit_command, "start_commit", codec.commit_response),
+    "release": (codec.release_command, "start_release", codec.release_response),
+}
 
 
 class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
@@ -73,18 +88,19 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
         self.router = router
 
     async def Reserve(self, request, context):
-        return await self._unary(context, self._reserve(request, deadline_of(context)))
+        return await self._unary(context, self._write("reserve", request, deadline_of(context)))
 
     async def Commit(self, request, context):
-        return await self._unary(context, self._commit(request, deadline_of(context)))
+        return await self._unary(context, self._write("commit", request, deadline_of(context)))
 
     async def Release(self, request, context):
-        return await self._unary(context, self._release(request, deadline_of(context)))
+        return await self._unary(context, self._write("release", request, deadline_of(context)))
 
     async def GetAvailability(self, request, context):
         query = codec.availability_query(request)
         work = self.router.get_availability(query, deadline_of(context))
-        return await self._unary(context, answer(work, codec.availability_response))
+        return await self._unary(context, self._encode_when_done(
+            work, codec.availability_response))
 
     async def ApplyMovements(self, request, context):
         work = self.router.apply_movements(codec.movement_commands(request),
@@ -102,35 +118,39 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
             await context.abort(StatusCode.INVALID_ARGUMENT,
                                 f"commands: at most {limit} per batch")
         deadline = deadline_of(context)
-        outcomes = await asyncio.gather(*(self._batch_command(command, deadline)
-                                          for command in request.commands))
-        return pb.BatchResponse(results=outcomes)
+        # Every command is routed (queued on its lane) before any is awaited, and a plain
+        # command's answer is its lane's future: no task per command on the hot path.
+        started = [self._start(command, deadline) for command in request.commands]
+        awaited = [item[1] for item in started if type(item) is tuple]
+        answers = iter(await asyncio.gather(*awaited, return_exceptions=True))
+        return pb.BatchResponse(results=[
+            item if type(item) is not tuple else _batch_result(item[0], next(answers))
+            for item in started])
 
-    async def _batch_command(self, command: pb.BatchCommand,
-                             deadline: float | None) -> pb.BatchResult:
+    def _start(self, command: pb.BatchCommand, deadline: float | None):
+        """(kind, awaitable) for a command routed now, or the BatchResult refusing it."""
         kind = command.WhichOneof("command")
         if kind is None:
-            return pb.BatchResult(status_code=StatusCode.INVALID_ARGUMENT.value[0],
-                                  status_message="command: must be reserve, commit or release")
-        run = {"reserve": self._reserve, "commit": self._commit, "release": self._release}[kind]
+            return _refused(Refused(StatusCode.INVALID_ARGUMENT,
+                                    "command: must be reserve, commit or release"))
+        to_command, start, _ = _WRITES[kind]
         try:
-            response = await run(getattr(command, kind), deadline)
-        except Refused as refusal:
-            return pb.BatchResult(status_code=refusal.code.value[0],
-                                  status_message=refusal.message)
-        return pb.BatchResult(**{kind: response})
+            return kind, getattr(self.router, start)(to_command(getattr(command, kind)),
+                                                     deadline)
+        except Exception as error:
+            return _refused(refusal_of(error))
 
-    def _reserve(self, request: pb.ReserveRequest, deadline: float | None) -> Awaitable:
-        command = codec.reserve_command(request, reservation_id="")
-        return answer(self.router.reserve(command, deadline), codec.reserve_response)
+    async def _write(self, kind: str, request, deadline: float | None):
+        to_command, start, to_response = _WRITES[kind]
+        try:
+            work = getattr(self.router, start)(to_command(request), deadline)
+        except Exception as error:
+            raise refusal_of(error) from error
+        return await self._encode_when_done(work, to_response)
 
-    def _commit(self, request: pb.CommitRequest, deadline: float | None) -> Awaitable:
-        command = codec.commit_command(request)
-        return answer(self.router.commit(command, deadline), codec.commit_response)
-
-    def _release(self, request: pb.ReleaseRequest, deadline: float | None) -> Awaitable:
-        command = codec.release_command(request)
-        return answer(self.router.release(command, deadline), codec.release_response)
+    @staticmethod
+    async def _encode_when_done(work: Awaitable, to_response: Callable):
+        return encoded(await settle(work), to_response)
 
     @staticmethod
     async def _unary(context: grpc.aio.ServicerContext, work: Awaitable):
@@ -139,3 +159,17 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
         except Refused as refusal:
             await context.abort(refusal.code, refusal.message)
 
+
+def _batch_result(kind: str, answer) -> pb.BatchResult:
+    """What a command's own RPC would have answered, as one result of a Batch."""
+    try:
+        if isinstance(answer, BaseException):
+            raise refusal_of(answer)
+        response = encoded(answer, _WRITES[kind][2])
+    except Refused as refusal:
+        return _refused(refusal)
+    return pb.BatchResult(**{kind: response})
+
+
+def _refused(refusal: Refused) -> pb.BatchResult:
+    return pb.BatchResult(status_code=refusal.code.value[0], status_message=refusal.message)
