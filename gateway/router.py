@@ -90,7 +90,8 @@ class Router:
         owners = [partition_of(line.sku, count) for line in command.lines]
         first = owners[0]
         if all(owner == first for owner in owners):
-            command = command._replace(reservation_id=self._ids.mint(first))
+            # _make of the fields, as _replace costs several times more on this path.
+            command = Reserve._make((command[0], self._ids.mint(first), *command[2:]))
             return self.submit(first, command, deadline)
         config = self.config
         return reserve_cart(
