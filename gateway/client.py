@@ -50,7 +50,7 @@ class Coalescer:
     """Sends a call at once while RPC slots are free, else queues it; whenever an RPC returns,
     the queue goes as one batch (no timer: an idle client adds no delay)."""
 
-    def __init__(self, send_one: SendOne, send_batch: SendBatch, *, rpcs_in_flight_max: int = 4,
+    def __init__(self, send_one: SendOne, send_batch: SendBatch, *, rpcs_in_flight_max: int = 1,
                  batch_commands_max: int = SERVER_BATCH_COMMANDS_MAX,
                  queue_commands_max: int = 100_000,
                  size_of: Callable[[Any], int] = lambda command: 0,
@@ -214,9 +214,14 @@ def _copy_error(error: BaseException) -> BaseException:
 
 
 class AvailabilityClient:
-    """The AvailabilityService over one channel, concurrent writes coalesced into Batch RPCs."""
+    """The AvailabilityService over one channel, concurrent writes coalesced into Batch RPCs.
 
-    def __init__(self, target: str, *, rpcs_in_flight_max: int = 4,
+    One write RPC in flight by default, as TigerBeetle's clients do: under load, calls
+    gather behind it and go together. More in flight cost more than they saved when
+    measured (2 vCPUs, 2,000 reserves/s: p50 9 ms with one, 16 ms with four).
+    """
+
+    def __init__(self, target: str, *, rpcs_in_flight_max: int = 1,
                  batch_commands_max: int = SERVER_BATCH_COMMANDS_MAX,
                  queue_commands_max: int = 100_000, channel_options: Sequence[tuple] = (),
                  metadata: Sequence[tuple[str, str]] = ()) -> None:
