@@ -83,7 +83,6 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = GatewayConfig(
-        partitions=args.partitions,
         lanes=LaneLimits(queue_commands_max=args.queue_commands_max),
         cart_tentative_ttl_s=args.cart_tentative_ttl_s,
         # A fault point for tests: a pause between a cart's two phases.

@@ -55,7 +55,6 @@ class LaneLimits:
 class GatewayConfig:
     """How a gateway routes, coalesces and bounds what it is sent."""
 
-    partitions: int = 4
     lanes: LaneLimits = field(default_factory=LaneLimits)
     requests: RequestLimits = field(default_factory=RequestLimits)
     # Most commands one Batch RPC may carry.

@@ -37,7 +37,7 @@ async def _serve_and_play(partitions, skus: int, out) -> None:
     from gateway.client import AvailabilityClient
     from gateway.server import Gateway
 
-    gateway = Gateway(partitions, GatewayConfig(partitions=partitions.count))
+    gateway = Gateway(partitions, GatewayConfig())
     port = await gateway.start("127.0.0.1", 0)
     try:
         await asyncio.wait_for(gateway.serving.wait(), 60)
@@ -101,7 +101,8 @@ async def play(client, skus: int, out) -> None:
         + [movement("pos-1", "pos", pb.MOVEMENT_TYPE_SALE, HOT_SKU, "store-012", 2),
            movement("erp-po-7", "erp", pb.MOVEMENT_TYPE_RECEIPT, HOT_SKU, "dc-east", 12)])
     expired = await _wait_for_expiry(client, len(held) - 15)
-    out(f"{HOLD_TTL_S} seconds later {expired} abandoned holds have expired by themselves.\n")
+    out(f"Once their {HOLD_TTL_S}-second TTL passes, {expired} abandoned holds expire by "
+        "themselves.\n")
 
     rows = await client.get_availability([(HOT_SKU, location) for location in LOCATIONS]
                                          + [("SKU-000002", "dc-west")])

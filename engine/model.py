@@ -138,8 +138,6 @@ class ConfirmHold(NamedTuple):
     expires_at_unix_ms: int
 
     def payload(self) -> tuple:
-        # The expiry is left out: a retried cart confirms again with a later instant, and
-        # must get the first confirmation back rather than a conflict.
         return ("confirm", self.reservation_id)
 
 

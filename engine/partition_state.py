@@ -93,6 +93,8 @@ class PartitionState:
         self.seq += 1
         if kind is Expire:
             return self._expire(now_ms)
+        if kind is ConfirmHold:  # judged on the hold's state every time, even when retried
+            return self._confirm_hold(command, now_ms)
         key = command.idempotency_key
         remembered = self.idempotency.get(key)
         if remembered is not None:
@@ -103,8 +105,6 @@ class PartitionState:
             result = self._commit(command, now_ms)
         elif kind is Release:
             result = self._release(command, now_ms)
-        elif kind is ConfirmHold:
-            result = self._confirm_hold(command, now_ms)
         else:
             result = movements.apply(self, command, now_ms)
         # A refusal that changed nothing and is no answer to the caller's payload (a
@@ -182,13 +182,23 @@ class PartitionState:
             return _not_found(command.reservation_id)
         state = reservation.state
         if state is HELD:
+            # A retried cart confirms again with a later instant and gets the first
+            # confirmation back; only a hold still held may be told it is.
+            remembered = self.idempotency.get(command.idempotency_key)
+            if remembered is not None and remembered[0] == command._replace(
+                    expires_at_unix_ms=remembered[0].expires_at_unix_ms):
+                return remembered[1]
             reservation.expires_at_ms = command.expires_at_unix_ms
             self.reservations.reschedule(reservation)
-        elif state is not COMMITTED:  # a retried cart may find its hold already committed
-            return ReservationResult(Outcome.FAILED_PRECONDITION, command.reservation_id,
-                                     state, f"reservation is {state.name.lower()}")
-        return ReservationResult(Outcome.OK, command.reservation_id, state,
-                                 expires_at_unix_ms=reservation.expires_at_ms)
+            result = ReservationResult(Outcome.OK, command.reservation_id, state,
+                                       expires_at_unix_ms=reservation.expires_at_ms)
+            self.idempotency.remember(command.idempotency_key, command, result, now_ms)
+            return result
+        if state is COMMITTED:  # a retried cart may find its hold already committed
+            return ReservationResult(Outcome.OK, command.reservation_id, state,
+                                     expires_at_unix_ms=reservation.expires_at_ms)
+        return ReservationResult(Outcome.FAILED_PRECONDITION, command.reservation_id,
+                                 state, f"reservation is {state.name.lower()}")
 
     def _expire(self, now_ms: int) -> ExpireResult:
         expired = 0

@@ -5,11 +5,12 @@ Phase 1 sends each partition its part of the cart as a Reserve under one shared 
 confirms every part (ConfirmHold sets the requested expiry) when the cart is held, or
 releases every held part when it is not. Nothing coordinates the two phases but the
 gateway, so a gateway that dies between them leaves tentative holds that simply lapse:
-the partitions' sweep expires them within the tentative TTL plus one sweep interval. A
-part confirmed after its tentative hold lapsed is refused, and the whole cart is rolled
-back and answered ABORTED. Every part and every phase carries a key derived from the
-caller's idempotency key, so a retried cart replays its parts and confirmations instead
-of holding twice.
+the partitions' sweep expires them within the tentative TTL plus one sweep interval.
+Phase 2 runs to its end even if the caller goes away. A cart rolled back after any part
+was held (a part lapsed before its confirmation, or a partition failed) is answered
+ABORTED: its parts stay remembered under the caller's key, so only a new key can try
+again. A retry with the same key replays the parts (every part keeps the caller's key,
+and confirmations and rollbacks carry keys derived from it) instead of holding twice.
 """
 
 from __future__ import annotations
@@ -43,11 +44,15 @@ class CartAborted(Exception):
     """A cart's tentative holds lapsed before they were confirmed; nothing stays held."""
 
 
-async def reserve_cart(submit: Submit, command: Reserve, owners: Sequence[int],
-                       reservation_id: str, final_ttl_s: int, tentative_ttl_s: int,
-                       now_ms: Callable[[], int], deadline: float | None,
+async def reserve_cart(submit: Submit, follow_up: Submit, command: Reserve,
+                       owners: Sequence[int], reservation_id: str, final_ttl_s: int,
+                       tentative_ttl_s: int, now_ms: Callable[[], int], deadline: float | None,
                        confirm_delay_s: float = 0.0) -> ReserveResult:
-    """Hold a cart whose line i lives on partition owners[i], all-or-nothing unless partial."""
+    """Hold a cart whose line i lives on partition owners[i], all-or-nothing unless partial.
+
+    `submit` sends the tentative parts; `follow_up` sends confirmations and rollbacks,
+    which must not be refused for a full queue once holds exist.
+    """
     lines_of: dict[int, list[int]] = {}
     for index, partition in enumerate(owners):
         lines_of.setdefault(partition, []).append(index)
@@ -61,30 +66,39 @@ async def reserve_cart(submit: Submit, command: Reserve, owners: Sequence[int],
     held = [p for p, r in results.items()
             if isinstance(r, ReserveResult) and r.outcome is Outcome.OK
             and r.status is not ReservationStatus.REJECTED]
-    failure = next((r for r in answers if isinstance(r, BaseException)), None) or next(
-        (r for r in answers if r.outcome is not Outcome.OK), None)
-    complete = all(not isinstance(r, BaseException) and r.status is ReservationStatus.HELD
-                   for r in answers)
+    # Parts answered under another id replay an earlier cart with this key: a conflict,
+    # and only this attempt's own holds are rolled back.
+    own = [p for p in held if results[p].reservation_id == reservation_id]
+    if len(own) < len(held) or any(isinstance(r, ReserveResult) and r.outcome is
+                                   Outcome.IDEMPOTENCY_CONFLICT for r in answers):
+        await _roll_back(follow_up, command, results, own)
+        return ReserveResult(Outcome.IDEMPOTENCY_CONFLICT, "", None, (), 0,
+                             "idempotency_key was used with another payload")
+    failure = next((r for r in answers if isinstance(r, BaseException)
+                    or r.outcome is not Outcome.OK), None)
     if failure is not None:
-        # Roll back only what this attempt held: a part answered under another id is the
-        # replay of an earlier cart with this key, which the conflict must leave alone.
-        await _roll_back(submit, command, results,
-                         [p for p in held if results[p].reservation_id == reservation_id])
-        if isinstance(failure, BaseException):
-            raise failure
-        return failure  # an idempotency conflict in one partition refuses the cart
+        await _roll_back(follow_up, command, results, own)
+        if not own and isinstance(failure, BaseException):
+            raise failure  # nothing was held and nothing remembered: a plain retry is safe
+        if not own:
+            return failure
+        # The parts rolled back are remembered as held under this key, so a retry with it
+        # would replay holds that no longer exist: the caller must start again.
+        raise CartAborted(f"a part of the cart could not be held ({_reason(failure)}); "
+                          "nothing is held, retry with a new idempotency_key")
+    complete = all(r.status is ReservationStatus.HELD for r in answers)
     if not (complete or (command.allow_partial and held)):
-        await _roll_back(submit, command, results, held)
+        await _roll_back(follow_up, command, results, held)
         return _merge(command, lines_of, results, rolled_back=held, expires_at_ms=0)
     if confirm_delay_s:
         await asyncio.sleep(confirm_delay_s)
-    expires_at_ms = await _confirm(submit, command, results, held,
-                                   now_ms() + 1000 * final_ttl_s, deadline)
+    expires_at_ms = await _confirm(follow_up, command, results, held,
+                                   now_ms() + 1000 * final_ttl_s)
     return _merge(command, lines_of, results, rolled_back=(), expires_at_ms=expires_at_ms)
 
 
 async def _confirm(submit: Submit, command: Reserve, results: dict, held: list[int],
-                   expires_at_ms: int, deadline: float | None) -> int:
+                   expires_at_ms: int) -> int:
     """Give every held part its final expiry; roll all back if one has lapsed meanwhile."""
     key = command.idempotency_key + _CONFIRM_SUFFIX
     answers = await asyncio.gather(*(
@@ -95,10 +109,14 @@ async def _confirm(submit: Submit, command: Reserve, results: dict, held: list[i
     await _roll_back(submit, command, results, held)
     failure = next(a for a in answers if isinstance(a, BaseException)
                    or a.outcome is not Outcome.OK)
+    raise CartAborted(f"the cart could not be confirmed ({_reason(failure)}); nothing is "
+                      "held, retry with a new idempotency_key")
+
+
+def _reason(failure: BaseException | Result) -> str:
     if isinstance(failure, BaseException):
-        raise failure
-    raise CartAborted("the cart's tentative holds lapsed before they were confirmed "
-                      f"({failure.message}); nothing is held, retry with a new idempotency_key")
+        return str(failure) or type(failure).__name__
+    return failure.message or failure.outcome.name.lower()
 
 
 async def _roll_back(submit: Submit, command: Reserve, results: dict,

@@ -42,26 +42,29 @@ class PartitionLane:
         """Commands waiting, not in flight."""
         return len(self._queue)
 
-    def enqueue(self, command: Command, deadline: float | None = None) -> asyncio.Future[Result]:
+    def enqueue(self, command: Command, deadline: float | None = None,
+                beyond_limit: bool = False) -> asyncio.Future[Result]:
         """Queue `command` for the next batch; the future resolves with its own result.
 
-        Cancelling the future before its batch is formed keeps the command from being sent.
+        Cancelling the future before its batch is formed takes the command out: it is
+        never sent. `beyond_limit` queues even when the lane is full, for the commands
+        that finish work already done (a cart's confirmations and rollbacks).
         """
-        if len(self._queue) >= self._limits.queue_commands_max:
+        if len(self._queue) >= self._limits.queue_commands_max and not beyond_limit:
             raise LaneOverloaded(f"{len(self._queue)} commands already queued for this partition")
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue[future] = (command, deadline)
+        future.add_done_callback(self._forget_if_cancelled)
         if self._task is None:
             self._task = asyncio.create_task(self._send_until_empty())
         return future
 
     async def submit(self, command: Command, deadline: float | None = None) -> Result:
         """Send `command` with the next batch and return its result; `deadline` is on `clock`."""
-        future = self.enqueue(command, deadline)
-        try:
-            return await future
-        finally:
-            # A caller that gives up while queued takes its command out: it is never sent.
+        return await self.enqueue(command, deadline)
+
+    def _forget_if_cancelled(self, future: asyncio.Future[Result]) -> None:
+        if future.cancelled():
             self._queue.pop(future, None)
 
     async def drain(self) -> None:
@@ -92,7 +95,7 @@ class PartitionLane:
         batch: list[tuple[asyncio.Future[Result], Command]] = []
         while self._queue and len(batch) < self._limits.batch_commands_max:
             future, (command, deadline) = self._queue.popitem(last=False)
-            if future.done():  # its caller was cancelled after the future, before its finally
+            if future.done():  # cancelled, its done-callback not yet run
                 continue
             if deadline is not None and deadline <= now:
                 future.set_exception(DeadlineExpired(

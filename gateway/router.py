@@ -63,10 +63,11 @@ class Router:
     def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
                  ids: ReservationIdSource | None = None,
                  clock_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self.config = config or GatewayConfig(partitions=partitions.count)
+        self.config = config or GatewayConfig()
         self.partitions = partitions
         self._ids = ids or ReservationIdSource()
         self._clock_ms = clock_ms
+        self._carts: set[asyncio.Future[ReserveResult]] = set()
         self.lanes = [PartitionLane(functools.partial(partitions.apply, partition),
                                     self.config.lanes)
                       for partition in range(partitions.count)]
@@ -82,6 +83,10 @@ class Router:
         # awaited, so the parts already queued are still awaited (and a cart rolled back).
         return await self.submit(partition, command, deadline)
 
+    async def _follow_up(self, partition: int, command: Command,
+                         deadline: float | None) -> Result:
+        return await self.lanes[partition].enqueue(command, deadline, beyond_limit=True)
+
     def start_reserve(self, command: Reserve,
                       deadline: float | None = None) -> Awaitable[ReserveResult]:
         """Validate and route now, raising any refusal; the awaitable brings the result."""
@@ -94,11 +99,17 @@ class Router:
             command = Reserve._make((command[0], self._ids.mint(first), *command[2:]))
             return self.submit(first, command, deadline)
         config = self.config
-        return reserve_cart(
-            self._submit_later, command, owners, cart_id(command, sorted(set(owners))),
+        cart = asyncio.ensure_future(reserve_cart(
+            self._submit_later, self._follow_up, command, owners,
+            cart_id(command, sorted(set(owners))),
             final_ttl_s=command.ttl_seconds or config.hold_ttl_seconds_default,
             tentative_ttl_s=config.cart_tentative_ttl_s, now_ms=self._clock_ms,
-            deadline=deadline, confirm_delay_s=config.cart_confirm_delay_s)
+            deadline=deadline, confirm_delay_s=config.cart_confirm_delay_s))
+        # A caller that goes away must not cut a cart between its phases: the cart runs
+        # on (drain waits for it) and the caller's retry with its key finds the answer.
+        self._carts.add(cart)
+        cart.add_done_callback(self._carts.discard)
+        return asyncio.shield(cart)
 
     def start_commit(self, command: Commit,
                      deadline: float | None = None) -> Awaitable[ReservationResult]:
@@ -169,6 +180,8 @@ class Router:
         return indexes_of
 
     async def drain(self) -> None:
-        """Wait until no lane has anything queued or in flight."""
+        """Wait until no cart is between its phases and no lane has anything queued or in flight."""
+        while self._carts:
+            await asyncio.wait(set(self._carts))
         await asyncio.gather(*(lane.drain() for lane in self.lanes))
 

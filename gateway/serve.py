@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +40,7 @@ def serve(options: ServeOptions) -> None:
     """Start (or join) Ray, start the partitions, serve until SIGTERM or SIGINT, then drain."""
     import ray
 
+    refuse_taken_port(options.host, options.port)
     ray.init(address=options.ray_address, namespace=options.ray_namespace,
              include_dashboard=False, configure_logging=False)
     try:
@@ -46,6 +48,24 @@ def serve(options: ServeOptions) -> None:
         asyncio.run(_serve_gateways(options, RayPartitions(handles)))
     finally:
         ray.shutdown()
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """Fail early if something listens on host:port already.
+
+    Gateways bind with SO_REUSEPORT so several processes share one port; that would also
+    let a second `serve` share the port of an unrelated one and take half its calls.
+    """
+    if port == 0:
+        return
+    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise SystemExit(f"availability: cannot serve on {host_port(host, port)}: "
+                             f"{error.strerror}") from None
 
 
 def serve_gateway(options: ServeOptions) -> None:
@@ -94,7 +114,11 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
             child.send_signal(signal.SIGTERM)
         await gateway.stop(DRAIN_GRACE_S)
         for child in children:
-            await asyncio.to_thread(child.wait, DRAIN_GRACE_S + 5)
+            try:
+                await asyncio.to_thread(child.wait, DRAIN_GRACE_S + 5)
+            except subprocess.TimeoutExpired:
+                log.warning("gateway process %s did not drain in time; killing it", child.pid)
+                child.kill()
 
 
 def _spawn_gateway(options: ServeOptions, ray_address: str, port: int) -> subprocess.Popen:

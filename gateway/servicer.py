@@ -118,8 +118,9 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
             await context.abort(StatusCode.INVALID_ARGUMENT,
                                 f"commands: at most {limit} per batch")
         deadline = deadline_of(context)
-        # Every command is routed (queued on its lane) before any is awaited, and a plain
-        # command's answer is its lane's future: no task per command on the hot path.
+        # A single-partition command is queued on its lane before any is awaited and its
+        # answer is the lane's future: no task per command on the hot path. (Carts and
+        # commands that span partitions start as tasks, which gather schedules together.)
         started = [self._start(command, deadline) for command in request.commands]
         awaited = [item[1] for item in started if type(item) is tuple]
         answers = iter(await asyncio.gather(*awaited, return_exceptions=True))

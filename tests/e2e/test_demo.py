@@ -18,7 +18,7 @@ def test_demo_flash_sale_holds_exactly_the_stock_and_prints_the_table(ray_addres
     assert run.returncode == 0, run.stderr[-5_000:]
     lines = run.stdout.splitlines()
     assert "  held 25, rejected 15: nothing oversold." in lines
-    assert "2 seconds later 10 abandoned holds have expired by themselves." in lines
+    assert "Once their 2-second TTL passes, 10 abandoned holds expire by themselves." in lines
     dc_east = next(line for line in lines if line.startswith("SKU-000001  dc-east"))
     # 25 counted - 4 shipped + 12 received = 33 on hand; 6 still committed: ATS 27.
     assert dc_east.split()[2:] == ["33", "0", "6", "0", "0", "0", "0", "27"]

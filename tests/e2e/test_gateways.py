@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import grpc
 
+from tests.e2e.conftest import AVAILABILITY
 from tests.integration.serving import (
     outcomes,
     quantities,
@@ -56,3 +59,13 @@ async def test_reserve_retried_through_two_gateways_holds_once(serve):
     finally:
         for channel in channels:
             await channel.close()
+
+
+def test_serve_refuses_a_port_another_engine_listens_on(serve, ray_address):
+    """A second `serve` on a port already served exits with a clear error, sharing nothing."""
+    port = serve.target.rsplit(":", 1)[1]
+    second = subprocess.run([*AVAILABILITY, "serve", "--ray-address", ray_address,
+                             "--ray-namespace", unique("other"), "--port", port],
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode != 0
+    assert f"cannot serve on 127.0.0.1:{port}" in second.stderr

@@ -48,8 +48,7 @@ async def gateway():
     started: list[Gateway] = []
 
     async def start(handles, **config) -> str:
-        served = Gateway(RayPartitions(handles), GatewayConfig(partitions=len(handles),
-                                                               **config))
+        served = Gateway(RayPartitions(handles), GatewayConfig(**config))
         started.append(served)
         port = await served.start("127.0.0.1", 0)
         await asyncio.wait_for(served.serving.wait(), READY_TIMEOUT_S)

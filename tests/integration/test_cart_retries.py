@@ -52,7 +52,7 @@ async def test_commit_cart_retried_through_two_gateways_commits_every_part(
     cart = Reserve(key, "", (ReserveLine(left, LOC, 2), ReserveLine(right, LOC, 3)))
     # The other gateway's attempt: its right part lands, its left part is held up on the way.
     other = GatedPartitions(handles, gated=0)
-    other_attempt = asyncio.create_task(Router(other, GatewayConfig(partitions=2)).reserve(cart))
+    other_attempt = asyncio.create_task(Router(other, GatewayConfig()).reserve(cart))
     await wait_until(lambda: _reserved_are(stub, [left, right], [0, 3]), 30,
                      "the other attempt holds its right part")
 

@@ -66,6 +66,17 @@ def test_confirm_hold_retried_returns_first_expiry():
     first = apply_one(state, ConfirmHold("r0.1-x", "cart/confirm", FINAL_MS))
     again = apply_one(state, ConfirmHold("r0.1-x", "cart/confirm", FINAL_MS + 5_000), NOW + 10)
     assert again == first
+    assert apply_one(state, Expire(), FINAL_MS).expired == 1
+
+
+def test_confirm_hold_is_judged_on_the_hold_not_on_its_remembered_answer():
+    """A part confirmed, then rolled back, is refused when the same confirmation comes again."""
+    state = held_tentatively()
+    apply_one(state, ConfirmHold("r0.1-x", "cart/confirm", FINAL_MS))
+    apply_one(state, Release("r0.1-x", "cart/rollback"))
+    result = apply_refused(state, ConfirmHold("r0.1-x", "cart/confirm", FINAL_MS))
+    assert (result.outcome, result.state) == (Outcome.FAILED_PRECONDITION,
+                                              ReservationState.RELEASED)
 
 
 def test_confirm_hold_of_committed_reservation_is_ok():

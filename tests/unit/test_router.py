@@ -28,7 +28,7 @@ from engine.partition_host import PartitionHost
 from engine.routing import partition_of
 from engine.validation import ValidationError
 from gateway.carts import CartAborted
-from gateway.partitions import LocalPartitions
+from gateway.partitions import LocalPartitions, PartitionUnavailable
 from gateway.router import Router
 
 NOW_MS = 1_700_000_000_000
@@ -70,7 +70,7 @@ def new_router(stock: int = 10, before_apply=None, **config) -> tuple[Router, Cl
     for sku in (LEFT, RIGHT):
         hosts[partition_of(sku, 2)].state.load_items([sku], [LOC], [stock])
     partitions = CountingPartitions(hosts, before_apply)
-    config = GatewayConfig(partitions=2, cart_tentative_ttl_s=TENTATIVE_S, **config)
+    config = GatewayConfig(cart_tentative_ttl_s=TENTATIVE_S, **config)
     return Router(partitions, config, clock_ms=clock), clock
 
 
@@ -179,20 +179,64 @@ async def test_release_cart_releases_every_part():
     assert (reserved(router, LEFT), reserved(router, RIGHT)) == (0, 0)
 
 
-async def test_reserve_cart_abandoned_between_phases_lapses_after_tentative_ttl():
-    """A gateway gone between the phases leaves holds that the sweep expires after the TTL."""
-    router, clock = new_router(cart_confirm_delay_s=30)
-    attempt = asyncio.create_task(router.reserve(cart("k", 3, 4)))
-    while reserved(router, RIGHT) == 0 or reserved(router, LEFT) == 0:
-        await asyncio.sleep(0.001)
-    attempt.cancel()  # the gateway dies: phase 2 never comes
-    with pytest.raises(asyncio.CancelledError):
-        await attempt
+async def test_reserve_cart_key_reused_with_other_ttl_is_refused_and_changes_nothing():
+    """Parts equal to an earlier cart's but under another cart id are a conflict, not a hold."""
+    router, _ = new_router()
+    first = await router.reserve(cart("k", 3, 4, ttl_seconds=600))
+    result = await router.reserve(cart("k", 3, 4, ttl_seconds=900))
+    assert result.outcome is Outcome.IDEMPOTENCY_CONFLICT
+    assert (reserved(router, LEFT), reserved(router, RIGHT)) == (3, 4)
+    answer = await router.commit(Commit(first.reservation_id, "c"))
+    assert answer.state is ReservationState.COMMITTED
+
+
+async def test_reserve_cart_whose_phase_two_never_arrives_lapses_after_tentative_ttl():
+    """Partitions unreachable after phase 1 keep tentative holds only until the TTL passes."""
+    def unreachable_after_phase_one(commands):
+        if any(type(command) in (ConfirmHold, Release) for command in commands):
+            raise PartitionUnavailable("partition is unavailable")
+    router, clock = new_router(before_apply=unreachable_after_phase_one)
+    with pytest.raises(CartAborted):
+        await router.reserve(cart("k", 3, 4))
+    assert (reserved(router, LEFT), reserved(router, RIGHT)) == (3, 4)
     clock.now_ms += TENTATIVE_S * 1000 - 1
     sweep(router)
     assert (reserved(router, LEFT), reserved(router, RIGHT)) == (3, 4)
     clock.now_ms += 1
     sweep(router)
+    assert (reserved(router, LEFT), reserved(router, RIGHT)) == (0, 0)
+
+
+async def test_reserve_cart_whose_caller_goes_away_between_phases_is_still_confirmed():
+    """Cancelling the caller does not cut a cart in two: it is confirmed, and drain waits."""
+    router, clock = new_router(cart_confirm_delay_s=0.05)
+    attempt = asyncio.create_task(router.reserve(cart("k", 3, 4)))
+    while reserved(router, RIGHT) == 0 or reserved(router, LEFT) == 0:
+        await asyncio.sleep(0.001)
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    await router.drain()
+    clock.now_ms += TENTATIVE_S * 1000
+    sweep(router)
+    assert (reserved(router, LEFT), reserved(router, RIGHT)) == (3, 4)
+    again = await router.reserve(cart("k", 3, 4))
+    assert again.status is ReservationStatus.HELD
+
+
+async def test_reserve_cart_with_a_failed_partition_is_aborted_and_its_key_holds_nothing():
+    """A part failing after another was held aborts the cart; a retry with its key holds nothing."""
+    failures = iter([True])
+    def right_fails_once(commands):
+        if any(type(c) is Reserve and c.lines[0].sku == RIGHT for c in commands) and \
+                next(failures, False):
+            raise PartitionUnavailable("partition is unavailable")
+    router, _ = new_router(before_apply=right_fails_once)
+    with pytest.raises(CartAborted, match="could not be held"):
+        await router.reserve(cart("k", 3, 4))
+    assert (reserved(router, LEFT), reserved(router, RIGHT)) == (0, 0)
+    with pytest.raises(CartAborted):
+        await router.reserve(cart("k", 3, 4))
     assert (reserved(router, LEFT), reserved(router, RIGHT)) == (0, 0)
 
 
@@ -202,7 +246,7 @@ async def test_reserve_cart_confirmed_too_late_is_aborted_and_rolled_back():
         if any(type(command) is ConfirmHold for command in commands):
             clock.now_ms = NOW_MS + TENTATIVE_S * 1000
     router, clock = new_router(before_apply=late)
-    with pytest.raises(CartAborted, match="lapsed"):
+    with pytest.raises(CartAborted, match="expired"):
         await router.reserve(cart("k", 3, 4))
     assert (reserved(router, LEFT), reserved(router, RIGHT)) == (0, 0)
 
