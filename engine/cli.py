@@ -8,7 +8,8 @@ import os
 import sys
 
 from engine import demo
-from engine.config import GatewayConfig, LaneLimits
+from engine.config import DurabilityConfig, GatewayConfig, LaneLimits
+from engine.embedded_redis import DATA_DIR
 
 
 def _env(name: str, default):
@@ -38,6 +39,37 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                              f"confirmed (default {GatewayConfig.cart_tentative_ttl_s})")
 
 
+def _add_durability_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=_env("REDIS_URL", None),
+                        help="the Redis partitions journal to (redis://, rediss://, unix://); "
+                             "without it an embedded Redis runs in --data-dir")
+    parser.add_argument("--data-dir", default=_env("DATA_DIR", DATA_DIR),
+                        help=f"the embedded Redis's folder (default {DATA_DIR})")
+    parser.add_argument("--snapshot-every-commands", type=int,
+                        default=_env("SNAPSHOT_EVERY_COMMANDS",
+                                     DurabilityConfig.snapshot_every_commands),
+                        help="a partition snapshots after this many commands (default "
+                             f"{DurabilityConfig.snapshot_every_commands})")
+    parser.add_argument("--snapshot-interval-s", type=float,
+                        default=_env("SNAPSHOT_INTERVAL_S", DurabilityConfig.snapshot_interval_s),
+                        help="... or after this many seconds, whichever comes first (default "
+                             f"{DurabilityConfig.snapshot_interval_s:g})")
+    # Benchmarks only (what the journal costs): acknowledged changes are not durable.
+    parser.add_argument("--benchmark-without-journal", action="store_true",
+                        help=argparse.SUPPRESS)
+
+
+def _durability(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                key_prefix: str) -> DurabilityConfig:
+    if args.snapshot_every_commands < 1 or args.snapshot_interval_s <= 0:
+        parser.error("--snapshot-every-commands must be at least 1 and "
+                     "--snapshot-interval-s above 0")
+    return DurabilityConfig(redis_url=args.redis_url, key_prefix=key_prefix,
+                            journal=not args.benchmark_without_journal,
+                            snapshot_every_commands=args.snapshot_every_commands,
+                            snapshot_interval_s=args.snapshot_interval_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="availability", description=(
         "Authoritative available-to-sell for every SKU-location."))
@@ -50,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                              help="partitions the SKUs are spread over (default 4)")
     demo_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
                              help="join this Ray cluster instead of starting one")
+    _add_durability_options(demo_parser)
     serve_parser = commands.add_parser(
         "serve", help="start Ray, the partition actors and the gRPC gateway")
     _add_serving_options(serve_parser)
@@ -57,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                               help="gateway processes sharing the port (default 1)")
     serve_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
                               help="join this Ray cluster instead of starting one")
+    _add_durability_options(serve_parser)
     gateway_parser = commands.add_parser(
         "gateway", help="one more gateway in front of partitions a `serve` started")
     _add_serving_options(gateway_parser)
@@ -66,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.skus < 2 or args.partitions < 1:
             parser.error("--skus must be at least 2 and --partitions at least 1")
-        demo.run(args.skus, args.partitions, args.ray_address)
+        demo.run(args.skus, args.partitions, args.ray_address,
+                 _durability(parser, args, key_prefix=""), args.data_dir)
         return 0
     return _serve(parser, args)
 
@@ -89,7 +124,9 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         cart_confirm_delay_s=float(os.environ.get("AVAILABILITY_FAULT_CART_CONFIRM_DELAY_S", 0)))
     options = ServeOptions(host=args.host, port=args.port, partitions=args.partitions,
                            gateways=getattr(args, "gateways", 1), ray_address=args.ray_address,
-                           ray_namespace=args.ray_namespace, config=config)
+                           ray_namespace=args.ray_namespace, config=config,
+                           **({"durability": _durability(parser, args, args.ray_namespace),
+                               "data_dir": args.data_dir} if args.command == "serve" else {}))
     (serve if args.command == "serve" else serve_gateway)(options)
     return 0
 

@@ -42,13 +42,34 @@ class PartitionConfig:
 
 
 @dataclass(frozen=True)
+class DurabilityConfig:
+    """Where partitions journal and snapshot, and how often they snapshot."""
+
+    # None: the embedded Redis (serve and demo start it).
+    redis_url: str | None = None
+    # False only in benchmarks, to measure what the journal costs: nothing is durable.
+    journal: bool = True
+    # Keys are `<key_prefix>:partition:<n>:...`; engines sharing a Redis differ here.
+    key_prefix: str = "availability"
+    # A snapshot is taken after this many commands or this long, whichever comes first
+    # (and only if something changed); recovery replays at most about that much journal.
+    snapshot_every_commands: int = 100_000
+    snapshot_interval_s: float = 300.0
+    # A batch whose journal write takes longer is answered UNAVAILABLE.
+    write_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class LaneLimits:
     """Bounds of the gateway's coalescing lane in front of one partition."""
 
     # Most commands in one call; the rest of the queue waits for the next round.
     batch_commands_max: int = 1_000
-    # Most commands waiting behind the call in flight; beyond it callers are refused.
+    # Most commands waiting behind the calls in flight; beyond it callers are refused.
     queue_commands_max: int = 10_000
+    # Calls in flight at once: with two, the partition applies one batch while the
+    # other's journal write is in flight.
+    batches_in_flight_max: int = 2
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import time
 
 from inventory.v1 import availability_pb2 as pb
+
+from engine.config import DurabilityConfig
+from engine.embedded_redis import DATA_DIR, redis_for
+from engine.journal_store import forget_keys
 
 LOCATIONS = ("dc-east", "dc-west", "store-012")
 HOT_SKU = "SKU-000001"
@@ -16,20 +21,28 @@ EXPIRY_WAIT_S = 10.0
 RECEIPTS_PER_CALL = 1_000
 
 
-def run(skus: int, partitions: int, ray_address: str | None = None, out=print) -> None:
-    """Start Ray, the partition actors and a gateway on a free port; play; shut down."""
+def run(skus: int, partitions: int, ray_address: str | None = None,
+        durability: DurabilityConfig | None = None, data_dir: str = DATA_DIR,
+        out=print) -> None:
+    """Start Redis (embedded unless given), Ray, the partition actors and a gateway on a free
+    port; play; shut down, leaving nothing of the demo in Redis."""
     import ray
 
     from engine.partition_actor import start_partitions
     from gateway.partitions import RayPartitions
 
-    ray.init(address=ray_address, namespace=f"availability-demo-{os.getpid()}",
-             include_dashboard=False, configure_logging=False, log_to_driver=False)
-    try:
-        handles = start_partitions(partitions, ray.get_runtime_context().namespace)
-        asyncio.run(_serve_and_play(RayPartitions(handles), skus, out))
-    finally:
-        ray.shutdown()
+    # Its own namespace and keys, so a demo never meets an engine's (or an earlier demo's).
+    namespace = f"availability-demo-{os.getpid()}-{time.time_ns()}"
+    durability = dataclasses.replace(durability or DurabilityConfig(), key_prefix=namespace)
+    with redis_for(durability, data_dir) as durability:
+        ray.init(address=ray_address, namespace=namespace,
+                 include_dashboard=False, configure_logging=False, log_to_driver=False)
+        try:
+            handles = start_partitions(partitions, namespace, durability=durability)
+            asyncio.run(_serve_and_play(RayPartitions(handles), skus, out))
+        finally:
+            ray.shutdown()
+            forget_keys(durability.redis_url, namespace)
 
 
 async def _serve_and_play(partitions, skus: int, out) -> None:

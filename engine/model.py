@@ -188,6 +188,12 @@ Command = Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvai
 # ---- results --------------------------------------------------------------------------
 
 
+class Unavailable(NamedTuple):
+    """A command the partition refused unapplied: it could not be made durable."""
+
+    reason: str
+
+
 class LineResult(NamedTuple):
     sku: str
     location: str

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 import time
 
 import ray
 
-from engine.config import PartitionConfig
-from engine.partition_host import SWEEP_INTERVAL_S, PartitionHost
+from engine.config import DurabilityConfig, PartitionConfig
+from engine.durable_partition import DurablePartition
+from engine.journal_store import JournalStore, connect
+from engine.partition_host import SWEEP_INTERVAL_S
 from engine.process import tune_garbage_collector
+from engine.snapshot_writer import SnapshotWriter
+from engine.submitter_order import SubmitterOrder
 
 # Gateways in other processes find partitions by name in this namespace.
 NAMESPACE = "availability"
+# Calls an actor runs at once: enough that batch k+1 is applied while batch k is being
+# journaled, for every gateway lane that sends to it.
+CONCURRENT_CALLS = 16
+# How long `start_partitions` waits for the actors of a driver that just died to go.
+OLD_ACTORS_WAIT_S = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -22,71 +32,99 @@ def actor_name(partition: int) -> str:
     return f"partition-{partition}"
 
 
-@ray.remote
+@ray.remote(max_concurrency=CONCURRENT_CALLS)
 class PartitionActor:
-    """Applies batches one at a time in arrival order and sweeps due holds in between.
+    """Applies batches one at a time in each submitter's order, journals them, sweeps holds.
 
-    A synchronous actor with one task at a time: Ray runs its calls in the order each
-    caller sent them, and a lock keeps the sweeper thread's Expire between batches,
-    never inside one. (An async actor would cost more per call and does not keep order.)
+    Calls run on a thread pool so that a batch's journal write overlaps the next batch;
+    the partition's lock keeps batches (and the timer thread's sweeps and snapshots)
+    whole and serial, and SubmitterOrder keeps each gateway lane's batches in its order.
+    A (re)started actor recovers from Redis in its constructor, so Ray sends it nothing
+    and `ready` answers nothing before it holds its whole state.
     """
 
-    def __init__(self, partition: int, config: PartitionConfig | None = None) -> None:
-        self._host = PartitionHost(partition, config)
-        self._lock = threading.Lock()
+    def __init__(self, partition: int, config: PartitionConfig | None,
+                 durability: DurabilityConfig) -> None:
+        store = snapshots = None
+        if durability.journal:
+            store = JournalStore(connect(durability.redis_url), partition, durability.key_prefix)
+            snapshots = SnapshotWriter(store, child_store=lambda: _child_store(store, durability))
+        self._partition = DurablePartition(partition, store, config, durability,
+                                           snapshots=snapshots)
+        self._partition.recover_until_redis_answers()
+        self._order = SubmitterOrder()
         tune_garbage_collector()
-        threading.Thread(target=self._sweep_forever, name=f"sweep-{partition}",
+        threading.Thread(target=self._tick_forever, name=f"tick-{partition}",
                          daemon=True).start()
 
     def apply(self, batch: bytes) -> bytes:
-        """A pickled list of commands in, the pickled list of their results out.
+        """A pickled (submitter, number, commands) in, the pickled list of results out.
 
         Batches travel as bytes pickled by the standard C pickler: Ray would otherwise
         serialize them with cloudpickle, two to three times slower for these tuples.
         """
-        commands = pickle.loads(batch)
-        with self._lock:
-            results = self._host.apply(commands)
-        return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+        submitter, number, commands = pickle.loads(batch)
+        with self._order.turn(submitter, number):
+            pending = self._partition.start(commands)
+        return pickle.dumps(pending.results(), protocol=pickle.HIGHEST_PROTOCOL)
 
-    def ready(self) -> dict[str, int]:
+    def ready(self) -> dict:
         """Answers once the partition can take commands (a restarted one, once recovered)."""
-        with self._lock:
-            return self._host.status()
+        return {**self._partition.status(), "pid": os.getpid()}
 
-    def _sweep_forever(self) -> None:
+    def _tick_forever(self) -> None:
         while True:
             time.sleep(SWEEP_INTERVAL_S)
             try:
-                with self._lock:
-                    self._host.sweep()
+                self._partition.tick()
             except Exception:  # a failed sweep must not stop later ones
-                log.exception("sweep of partition %s failed", self._host.partition)
+                log.exception("tick of partition %s failed", self._partition.partition)
 
 
-def start_partitions(count: int, namespace: str = NAMESPACE,
+def _child_store(parent: JournalStore, durability: DurabilityConfig) -> JournalStore:
+    """A snapshot child's own connection, writing under the parent's epoch."""
+    store = JournalStore(connect(durability.redis_url), parent.partition, durability.key_prefix)
+    store.epoch = parent.epoch
+    return store
+
+
+def start_partitions(count: int, namespace: str, durability: DurabilityConfig,
                      config: PartitionConfig | None = None) -> list:
-    """Create `count` named partition actors; Ray restarts one that dies (empty, for now)."""
-    handles = []
+    """Create `count` named partition actors; Ray restarts one that dies, and it recovers."""
+    _wait_for_old_actors(count, namespace)
+    return [PartitionActor.options(
+        name=actor_name(partition), namespace=namespace,
+        # Partitions reserve no CPU in Ray's scheduler, so four fit on a two-core host.
+        num_cpus=0,
+        max_restarts=-1,
+        # A batch is never re-sent by Ray: the gateway answers UNAVAILABLE instead and
+        # the caller retries with its idempotency key.
+        max_task_retries=0,
+    ).remote(partition, config, durability) for partition in range(count)]
+
+
+def _wait_for_old_actors(count: int, namespace: str) -> None:
+    """Refuse to start while actors have our names, after waiting out those of a dead driver.
+
+    Actors belong to the driver that created them and Ray removes them soon after it dies
+    (a `serve` killed with -9), so a restart a moment later waits for the names to free.
+    """
+    deadline = time.monotonic() + OLD_ACTORS_WAIT_S
     for partition in range(count):
         name = actor_name(partition)
-        try:
-            ray.get_actor(name, namespace=namespace)
-        except ValueError:
-            pass
-        else:
-            raise RuntimeError(f"partition actor {name!r} already exists in Ray namespace "
-                               f"{namespace!r}: is another `availability serve` running?")
-        handles.append(PartitionActor.options(
-            name=name, namespace=namespace,
-            # Partitions reserve no CPU in Ray's scheduler, so four fit on a two-core host.
-            num_cpus=0,
-            max_restarts=-1,
-            # A batch is never re-sent by Ray: the gateway answers UNAVAILABLE instead and
-            # the caller retries with its idempotency key.
-            max_task_retries=0,
-        ).remote(partition, config))
-    return handles
+        while _exists(name, namespace):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"partition actor {name!r} already exists in Ray namespace "
+                                   f"{namespace!r}: is another `availability serve` running?")
+            time.sleep(0.2)
+
+
+def _exists(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
 
 
 def find_partitions(count: int, namespace: str = NAMESPACE) -> list:

@@ -16,6 +16,10 @@ SWEEP_INTERVAL_S = 0.5
 HOUSEKEEPING_INTERVAL_MS = 60_000
 
 
+# Told of every batch that took sequence numbers: (commands, now_ms, first_seq, last_seq).
+OnApplied = Callable[[Sequence[Command], int, int, int], None]
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -24,15 +28,23 @@ class PartitionHost:
     """Applies batches to one PartitionState at the host's clock, and sweeps expired holds."""
 
     def __init__(self, partition: int, config: PartitionConfig | None = None,
-                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+                 clock_ms: Callable[[], int] = wall_clock_ms,
+                 on_applied: OnApplied | None = None) -> None:
         self.partition = partition
         self.state = PartitionState(config)
         self._clock_ms = clock_ms
         self._swept_at_ms = clock_ms()
+        self._on_applied = on_applied
 
     def apply(self, commands: Sequence[Command]) -> list[Result]:
         """One result per command, in order, built now so they travel as plain tuples."""
-        return list(self.state.apply(commands, self._clock_ms()))
+        state = self.state
+        seq_before, now_ms = state.seq, self._clock_ms()
+        results = list(state.apply(commands, now_ms))
+        if self._on_applied is not None and state.seq != seq_before:
+            # The state's own clock, which replay must see again to rebuild the same state.
+            self._on_applied(commands, state.now_ms, seq_before + 1, state.seq)
+        return results
 
     def sweep(self) -> int:
         """Expire the holds that are due and return how many; with none due, apply nothing."""
@@ -42,7 +54,7 @@ class PartitionHost:
                 now_ms - self._swept_at_ms < HOUSEKEEPING_INTERVAL_MS:
             return 0
         self._swept_at_ms = now_ms
-        return self.state.apply([Expire()], now_ms)[0].expired
+        return self.apply([Expire()])[0].expired
 
     def status(self) -> dict[str, int]:
         """What a readiness probe or an operator wants to know at a glance."""

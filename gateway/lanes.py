@@ -1,4 +1,4 @@
-"""Per-partition coalescing: one batch in flight per partition, the commands behind it queued."""
+"""Per-partition coalescing: a batch or two in flight per partition, the commands behind queued."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from engine.config import LaneLimits
-from engine.model import Command, Result
+from engine.model import Command, Result, Unavailable
+from gateway.partitions import PartitionUnavailable
 
 # Reaches one partition: one result per command, in order.
 ApplyBatch = Callable[[list[Command]], Awaitable[Sequence[Result]]]
@@ -23,8 +24,9 @@ class DeadlineExpired(Exception):
 
 
 class PartitionLane:
-    """Coalesces commands for one partition: while a batch is in flight, new commands queue,
-    and the queue goes as one call when the batch returns (no timer: an idle lane adds no delay)."""
+    """Coalesces commands for one partition: while its calls are in flight, new commands
+    queue, and the queue goes as one call when a call returns (no timer: an idle lane adds
+    no delay)."""
 
     def __init__(self, apply_batch: ApplyBatch, limits: LaneLimits,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -34,13 +36,18 @@ class PartitionLane:
         # Keyed by each caller's future, so a cancelled caller leaves the queue in O(1).
         self._queue: OrderedDict[asyncio.Future[Result], tuple[Command, float | None]] = (
             OrderedDict())
-        # The one sender; None when the lane is idle.
-        self._task: asyncio.Task[None] | None = None
+        # The calls in flight; an idle lane holds no task.
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._pump_scheduled = False
 
     @property
     def queued(self) -> int:
         """Commands waiting, not in flight."""
         return len(self._queue)
+
+    def waiting(self) -> list[Command]:
+        """The commands waiting, oldest first: none of them has been sent."""
+        return [command for command, _ in self._queue.values()]
 
     def enqueue(self, command: Command, deadline: float | None = None,
                 beyond_limit: bool = False) -> asyncio.Future[Result]:
@@ -55,8 +62,10 @@ class PartitionLane:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue[future] = (command, deadline)
         future.add_done_callback(self._forget_if_cancelled)
-        if self._task is None:
-            self._task = asyncio.create_task(self._send_until_empty())
+        if not self._pump_scheduled and len(self._in_flight) < self._limits.batches_in_flight_max:
+            # On the next turn of the loop, so what callers queue in this one goes together.
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
         return future
 
     async def submit(self, command: Command, deadline: float | None = None) -> Result:
@@ -69,25 +78,26 @@ class PartitionLane:
 
     async def drain(self) -> None:
         """Wait until nothing is queued or in flight (for graceful shutdown)."""
-        while self._task is not None:
-            # wait() rather than await: a drainer being cancelled must not cancel the sender.
-            await asyncio.wait({self._task})
+        while self._in_flight or self._queue:
+            if self._in_flight:
+                # wait() rather than await: a drainer being cancelled must not cancel a call.
+                await asyncio.wait(set(self._in_flight))
+            else:
+                await asyncio.sleep(0)  # the pump is scheduled and will take the queue
 
-    async def _send_until_empty(self) -> None:
-        """Send the queue batch after batch, then end, so an idle lane holds no task."""
-        try:
-            while self._queue:
-                batch = self._take_batch()
-                if batch:
-                    await self._send(batch)
-        except asyncio.CancelledError:
-            # The lane is being torn down: queued callers would otherwise wait forever.
-            for future in self._queue:
-                future.cancel()
-            self._queue.clear()
-            raise
-        finally:
-            self._task = None
+    def _pump(self) -> None:
+        """Send the queue as batches while fewer than `batches_in_flight_max` are in flight."""
+        self._pump_scheduled = False
+        while self._queue and len(self._in_flight) < self._limits.batches_in_flight_max:
+            batch = self._take_batch()
+            if batch:
+                call = asyncio.create_task(self._send(batch))
+                self._in_flight.add(call)
+                call.add_done_callback(self._returned)
+
+    def _returned(self, call: asyncio.Task[None]) -> None:
+        self._in_flight.discard(call)
+        self._pump()  # the queue goes as soon as a call returns
 
     def _take_batch(self) -> list[tuple[asyncio.Future[Result], Command]]:
         """Pop up to a batch of live commands, failing those whose deadline has passed."""
@@ -121,5 +131,9 @@ class PartitionLane:
                     future.set_exception(error)
             return
         for (future, _), result in zip(batch, results):
-            if not future.done():  # a caller cancelled in flight just drops its result
+            if future.done():  # a caller cancelled in flight just drops its result
+                continue
+            if type(result) is Unavailable:  # not applied: the partition could not journal it
+                future.set_exception(PartitionUnavailable(result.reason))
+            else:
                 future.set_result(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -21,7 +22,7 @@ class Partitions(Protocol):
     count: int
 
     async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
-        """Apply one batch on one partition; one result per command, in order."""
+        """Apply one batch on one partition; one result (or Unavailable) per command."""
 
     async def ready(self, timeout_s: float) -> bool:
         """Whether every partition answers within `timeout_s`."""
@@ -36,9 +37,16 @@ class RayPartitions:
         self._handles = list(handles)
         self.count = len(self._handles)
         self._unreachable = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+        # Batches are numbered per partition, so an actor running calls on several threads
+        # still applies ours in the order they were sent.
+        self._submitter = uuid.uuid4().hex
+        self._sent = [0] * self.count
 
     async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
-        batch = pickle.dumps(list(commands), protocol=pickle.HIGHEST_PROTOCOL)
+        number = self._sent[partition]
+        self._sent[partition] = number + 1
+        batch = pickle.dumps((self._submitter, number, list(commands)),
+                             protocol=pickle.HIGHEST_PROTOCOL)
         try:
             return pickle.loads(await self._handles[partition].apply.remote(batch))
         except self._unreachable as error:

@@ -13,7 +13,8 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from engine.config import GatewayConfig
+from engine.config import DurabilityConfig, GatewayConfig
+from engine.embedded_redis import DATA_DIR, redis_for
 from engine.partition_actor import NAMESPACE, find_partitions, start_partitions
 from gateway.partitions import RayPartitions
 from gateway.server import Gateway, host_port
@@ -34,6 +35,9 @@ class ServeOptions:
     ray_address: str | None = None
     ray_namespace: str = NAMESPACE
     config: GatewayConfig = field(default_factory=GatewayConfig)
+    # Without a redis_url, serve starts the embedded Redis in data_dir.
+    durability: DurabilityConfig = field(default_factory=DurabilityConfig)
+    data_dir: str = DATA_DIR
 
 
 def serve(options: ServeOptions) -> None:
@@ -41,13 +45,15 @@ def serve(options: ServeOptions) -> None:
     import ray
 
     refuse_taken_port(options.host, options.port)
-    ray.init(address=options.ray_address, namespace=options.ray_namespace,
-             include_dashboard=False, configure_logging=False)
-    try:
-        handles = start_partitions(options.partitions, options.ray_namespace)
-        asyncio.run(_serve_gateways(options, RayPartitions(handles)))
-    finally:
-        ray.shutdown()
+    with redis_for(options.durability, options.data_dir) as durability:
+        ray.init(address=options.ray_address, namespace=options.ray_namespace,
+                 include_dashboard=False, configure_logging=False)
+        try:
+            handles = start_partitions(options.partitions, options.ray_namespace,
+                                       durability=durability)
+            asyncio.run(_serve_gateways(options, RayPartitions(handles)))
+        finally:
+            ray.shutdown()
 
 
 def refuse_taken_port(host: str, port: int) -> None:

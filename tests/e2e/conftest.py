@@ -25,7 +25,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from engine.journal_store import forget_keys
 from gateway.serve import LISTENING
+from tests.integration.conftest import REDIS_URL
 from tests.integration.serving import stub_of, use_session_loop
 
 # The console script beside this interpreter (the venv's), else `python -m engine.cli`.
@@ -75,6 +77,8 @@ def start_serve(ray_address: str, log_dir: Path, partitions: int, command: str =
     """Start `availability <command>` on port 0 in Ray at `ray_address`; return once serving."""
     namespace = namespace or f"e2e-{uuid.uuid4().hex[:12]}"
     stderr_path = log_dir / f"{command}-{namespace}-{uuid.uuid4().hex[:6]}.stderr"
+    if command == "serve" and "--data-dir" not in args and "--redis-url" not in args:
+        args = ("--redis-url", REDIS_URL, *args)  # keys under the fresh namespace
     argv = [*AVAILABILITY, command, "--ray-address", ray_address, "--ray-namespace", namespace,
             "--partitions", str(partitions), "--port", "0", *args]
     with open(stderr_path, "w") as stderr:
@@ -137,6 +141,7 @@ def spawn(ray_address, tmp_path_factory):
     yield start
     for served in reversed(started):
         served.stop()
+        forget_keys(REDIS_URL, served.namespace)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +152,7 @@ def serve(request, ray_address, tmp_path_factory):
                          args=getattr(request.module, "SERVE_ARGS", ()))
     yield served
     served.stop()
+    forget_keys(REDIS_URL, served.namespace)
 
 
 @pytest.fixture(scope="module")

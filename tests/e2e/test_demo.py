@@ -9,11 +9,11 @@ from tests.e2e.conftest import AVAILABILITY
 DEMO_TIMEOUT_S = 180
 
 
-def test_demo_flash_sale_holds_exactly_the_stock_and_prints_the_table(ray_address):
+def test_demo_flash_sale_holds_exactly_the_stock_and_prints_the_table(ray_address, tmp_path):
     """40 shoppers on 25 units: 25 held, 15 refused, 10 holds expire, and the figures add up."""
     run = subprocess.run(
         [*AVAILABILITY, "demo", "--skus", "50", "--partitions", "2",
-         "--ray-address", ray_address],
+         "--ray-address", ray_address, "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
     assert run.returncode == 0, run.stderr[-5_000:]
     lines = run.stdout.splitlines()

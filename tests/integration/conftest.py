@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import uuid
 from pathlib import Path
 
 import grpc
 import pytest
+import redis
 
-from engine.config import GatewayConfig
+from engine.config import DurabilityConfig, GatewayConfig
+from engine.journal_store import forget_keys
 from engine.partition_actor import start_partitions
 from gateway.partitions import RayPartitions
 from gateway.server import Gateway
 from tests.integration.serving import use_session_loop
 
 READY_TIMEOUT_S = 60.0
+# The Redis integration and e2e tests journal to (keys under a fresh prefix per test).
+REDIS_URL = os.environ.get("AVAILABILITY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
 def pytest_collection_modifyitems(items):
@@ -25,20 +31,29 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 def actors(ray_address):
     """Start `actors(count)` partition actors in a fresh namespace: (namespace, handles).
-    They are killed for good at teardown."""
+    With `journal=True` (or a `redis_url`) they journal to Redis under the namespace's keys.
+    They are killed for good, and their keys deleted, at teardown."""
     import ray
 
-    started = []
+    started, journaled = [], []
 
-    def start(count: int) -> tuple[str, list]:
+    def start(count: int, journal: bool = False, redis_url: str = REDIS_URL,
+              **durability) -> tuple[str, list]:
         namespace = f"integration-{uuid.uuid4().hex[:12]}"
-        handles = start_partitions(count, namespace)
+        config = DurabilityConfig(redis_url=redis_url, journal=journal, key_prefix=namespace,
+                                  **durability)
+        handles = start_partitions(count, namespace, durability=config)
         started.extend(handles)
+        if journal:
+            journaled.append((redis_url, namespace))
         return namespace, handles
 
     yield start
     for handle in started:
         ray.kill(handle, no_restart=True)
+    for redis_url, namespace in journaled:
+        with contextlib.suppress(redis.RedisError):  # a test may have stopped that Redis
+            forget_keys(redis_url, namespace)
 
 
 @pytest.fixture

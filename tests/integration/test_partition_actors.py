@@ -1,5 +1,5 @@
 """Partition actors in Ray: found by name, batches applied in order and numbered, holds swept
-by the actor itself, and an actor that dies is restarted."""
+by the actor itself, and an actor that dies is restarted with its state."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import ray
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from engine.config import LaneLimits
+from engine.config import DurabilityConfig, LaneLimits
 from engine.model import (
     GetAvailability,
     ItemRef,
@@ -75,7 +75,7 @@ async def test_find_partitions_reaches_the_actors_started_under_their_names(acto
     assert [(await handle.ready.remote())["items"] for handle in started] == [0, 1]
     assert [(await handle.ready.remote())["partition"] for handle in found] == [0, 1]
     with pytest.raises(RuntimeError, match="already exists"):
-        start_partitions(2, namespace)
+        start_partitions(2, namespace, DurabilityConfig(journal=False))
 
 
 async def test_apply_batches_through_a_lane_in_arrival_order_with_sequence_numbers(actors):
@@ -118,35 +118,34 @@ async def test_partition_actor_sweeps_a_due_hold_within_a_second(actors):
     assert (item.on_hand, item.reserved, item.available_to_sell) == (5, 0, 5)
 
 
-async def test_partition_actor_killed_is_restarted_and_health_returns_to_serving(
+async def test_partition_actor_killed_is_restarted_recovered_and_health_returns_to_serving(
         actors, gateway, channel_to):
-    """An actor killed with a restart allowed comes back (empty, for now), answers `ready`,
-    and the gateway's health says SERVING again and serves its SKUs."""
-    _, handles = actors(2)
+    """An actor killed with a restart allowed comes back with its state from the journal,
+    answers `ready`, and the gateway's health says SERVING again and serves its SKUs."""
+    _, handles = actors(2, journal=True)
     target = await gateway(handles)
     channel = channel_to(target)
     health, stub = health_pb2_grpc.HealthStub(channel), stub_of(channel)
     sku = sku_on(0, 2, "restarted")
     await receive(stub, sku, 5)
-    assert (await handles[0].ready.remote())["items"] == 1
+    first = await handles[0].ready.remote()
 
     ray.kill(handles[0], no_restart=False)
 
-    async def restarted_empty() -> bool:
-        # Empty tells the new instance from the old one while partitions have no journal;
-        # once they recover from Redis this becomes "answers with its SKU again".
+    async def restarted() -> bool:
         status = await handles[0].ready.remote()
-        return status["items"] == 0
+        return status["pid"] != first["pid"] and status
 
-    await wait_until(restarted_empty, RESTARTED_WITHIN_S, "the killed actor was restarted",
-                     ignoring=(ray.exceptions.RayActorError,
-                               ray.exceptions.ActorUnavailableError))
+    status = await wait_until(restarted, RESTARTED_WITHIN_S, "the killed actor was restarted",
+                              ignoring=(ray.exceptions.RayActorError,
+                                        ray.exceptions.ActorUnavailableError))
+    assert (status["items"], status["seq"]) == (first["items"], first["seq"])
+    assert status["epoch"] == first["epoch"] + 1
 
     async def serving() -> bool:
         request = health_pb2.HealthCheckRequest(service="inventory.v1.AvailabilityService")
         return (await health.Check(request, timeout=RPC_TIMEOUT_S)).status == SERVING
 
     await wait_until(serving, RESTARTED_WITHIN_S, "health is SERVING again")
-    assert (await quantities(stub, sku)).known is False  # restarted empty: no journal yet
-    await receive(stub, sku, 5)
+    assert (await quantities(stub, sku)).on_hand == 5
     assert (await reserve(stub, unique("after-restart"), (sku, 2))).lines[0].reserved == 2

@@ -1,4 +1,4 @@
-"""A partition lane sends one batch at a time and queues the commands that arrive meanwhile."""
+"""A partition lane sends a bounded number of batches at once and queues what arrives meanwhile."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def submit_all(lane: PartitionLane, commands, deadline=None) -> list[asyncio.Tas
 async def test_submit_idle_lane_sends_batch_of_one():
     """On an idle lane a command goes at once, alone, without waiting for company."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     task = asyncio.create_task(lane.submit("a"))
     await until(lambda: len(fake.batches) == 1)
     assert fake.batches == [["a"]]
@@ -82,7 +82,7 @@ async def test_submit_idle_lane_sends_batch_of_one():
 async def test_submit_while_in_flight_goes_as_next_batch_in_order():
     """Commands queued behind a call go together as the next call, each caller getting its own."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     first = asyncio.create_task(lane.submit("a"))
     await until(lambda: len(fake.batches) == 1)
     queued = submit_all(lane, ["b", "c", "d"])
@@ -99,7 +99,7 @@ async def test_submit_while_in_flight_goes_as_next_batch_in_order():
 async def test_submit_over_batch_cap_splits_queue_in_order():
     """A queue longer than the batch cap goes over several calls, order kept."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits(batch_commands_max=2))
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, batch_commands_max=2))
     tasks = submit_all(lane, ["a"])
     await until(lambda: len(fake.batches) == 1)
     tasks += submit_all(lane, ["b", "c", "d", "e", "f"])
@@ -114,7 +114,7 @@ async def test_submit_over_batch_cap_splits_queue_in_order():
 async def test_submit_full_queue_raises_overloaded_and_sends_nothing_extra():
     """Past the queue bound a submit is refused at once and never reaches the partition."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits(queue_commands_max=2))
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, queue_commands_max=2))
     tasks = submit_all(lane, ["a"])
     await until(lambda: len(fake.batches) == 1)
     tasks += submit_all(lane, ["b", "c"])
@@ -133,7 +133,7 @@ async def test_submit_expired_deadline_is_not_sent():
     """A command whose deadline passed while queued fails with DeadlineExpired; the rest go."""
     now = [100.0]
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits(), clock=lambda: now[0])
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1), clock=lambda: now[0])
     first = asyncio.create_task(lane.submit("a"))
     await until(lambda: len(fake.batches) == 1)
     late = asyncio.create_task(lane.submit("late", deadline=101.0))
@@ -153,7 +153,7 @@ async def test_submit_expired_deadline_is_not_sent():
 async def test_submit_expired_deadline_on_idle_lane_makes_no_call():
     """An already expired command on an idle lane fails without any call to the partition."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits(), clock=lambda: 100.0)
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1), clock=lambda: 100.0)
     with pytest.raises(DeadlineExpired):
         await asyncio.wait_for(lane.submit("a", deadline=99.0), TIMEOUT_S)
     await asyncio.wait_for(lane.drain(), TIMEOUT_S)
@@ -163,7 +163,7 @@ async def test_submit_expired_deadline_on_idle_lane_makes_no_call():
 async def test_apply_batch_error_fails_that_batch_only():
     """When the partition call raises, its callers get the error and the lane keeps working."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     failing = submit_all(lane, ["a"])
     await until(lambda: len(fake.batches) == 1)
     failing += submit_all(lane, ["b", "c"])
@@ -184,7 +184,7 @@ async def test_apply_batch_error_fails_that_batch_only():
 async def test_apply_batch_wrong_result_count_fails_batch_with_runtime_error():
     """A call answering the wrong number of results fails each of its commands, naming counts."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     tasks = submit_all(lane, ["a"])
     await until(lambda: len(fake.batches) == 1)
     tasks += submit_all(lane, ["b", "c"])
@@ -202,7 +202,7 @@ async def test_apply_batch_wrong_result_count_fails_batch_with_runtime_error():
 async def test_cancel_while_queued_is_never_sent():
     """A caller cancelled before its batch forms takes its command out of the queue."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     first = asyncio.create_task(lane.submit("a"))
     await until(lambda: len(fake.batches) == 1)
     gone, kept = submit_all(lane, ["gone", "kept"])
@@ -220,7 +220,7 @@ async def test_cancel_while_queued_is_never_sent():
 async def test_cancel_while_in_flight_keeps_other_results():
     """A caller cancelled in flight drops its result; the rest of its batch is answered."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     gone, kept = submit_all(lane, ["gone", "kept"])
     await until(lambda: len(fake.batches) == 1)
     assert fake.batches == [["gone", "kept"]]
@@ -231,10 +231,29 @@ async def test_cancel_while_in_flight_keeps_other_results():
     assert gone.cancelled()
 
 
+async def test_lane_with_two_calls_in_flight_queues_only_behind_both():
+    """With two calls allowed, a second command goes at once; the rest wait for a return."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=2))
+    tasks = submit_all(lane, ["a"])
+    await until(lambda: len(fake.batches) == 1)
+    tasks += submit_all(lane, ["b"])
+    await until(lambda: len(fake.batches) == 2)
+    tasks += submit_all(lane, ["c", "d"])
+    await until(lambda: lane.queued == 2)
+    fake.release(1)
+    await until(lambda: len(fake.batches) == 3)
+    fake.release(0)
+    fake.release(2)
+    assert await settled(tasks) == [("result", c) for c in "abcd"]
+    assert fake.batches == [["a"], ["b"], ["c", "d"]]
+    assert fake.in_flight_max == 2
+
+
 async def test_lane_never_has_two_calls_in_flight():
     """However commands arrive, the partition sees one call at a time."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits(batch_commands_max=3))
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, batch_commands_max=3))
     tasks = []
     for round_ in range(5):
         tasks += submit_all(lane, range(round_ * 4, round_ * 4 + 4))
@@ -253,7 +272,7 @@ async def test_lane_never_has_two_calls_in_flight():
 async def test_drain_returns_once_idle_and_leaves_no_task():
     """drain() waits for the queue and the call in flight; an idle lane keeps no task alive."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits())
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
     before = asyncio.all_tasks()
     tasks = submit_all(lane, ["a"])
     await until(lambda: len(fake.batches) == 1)
@@ -283,10 +302,10 @@ steps = st.one_of(
 async def run_scenario(plan, batch_max: int, queue_max: int) -> None:
     """Play `plan` against a lane, finish every call, then check what each caller got."""
     fake = FakePartition()
-    lane = PartitionLane(fake, LaneLimits(batch_commands_max=batch_max,
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, batch_commands_max=batch_max,
                                           queue_commands_max=queue_max))
     tasks: list[asyncio.Task] = []
-    calls_at_cancel: dict[int, int] = {}
+    waiting_at_cancel: dict[int, bool] = {}
     for action, n in plan:
         if action == "submit":
             tasks += submit_all(lane, range(len(tasks), len(tasks) + n))
@@ -297,7 +316,7 @@ async def run_scenario(plan, batch_max: int, queue_max: int) -> None:
             fake.release(len(fake.batches) - 1)
         elif action == "cancel" and tasks:
             command = n % len(tasks)
-            calls_at_cancel.setdefault(command, len(fake.batches))
+            waiting_at_cancel.setdefault(command, command in lane.waiting())
             tasks[command].cancel()
     drained = asyncio.create_task(lane.drain())
     while not drained.done():
@@ -312,8 +331,8 @@ async def run_scenario(plan, batch_max: int, queue_max: int) -> None:
     sent_in_call = {command: call for call, batch in enumerate(fake.batches) for command in batch}
     for command, outcome in enumerate(outcomes):
         if isinstance(outcome, asyncio.CancelledError):
-            # Sent only if its batch had formed before the cancel.
-            assert sent_in_call.get(command, -1) < calls_at_cancel[command]
+            # Never sent if it was still waiting when cancelled.
+            assert not (waiting_at_cancel[command] and command in sent_in_call)
         elif isinstance(outcome, LaneOverloaded):
             assert command not in sent_in_call
         else:
