@@ -66,7 +66,7 @@ class DurablePartition:
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
         self._writer = store and JournalWriter(store.append, self._journal_failed)
-        self._snapshots = store and (snapshots or SnapshotWriter(store))
+        self.snapshots = store and (snapshots or SnapshotWriter(store))
         self._down: str | None = None  # why changes are refused, or None
         self.host = PartitionHost(partition, config, clock_ms,
                                   on_applied=self._journal if store else None)
@@ -81,7 +81,7 @@ class DurablePartition:
         started = time.monotonic()
         self._store.claim()
         self.host.state = self._load()
-        self._snapshots.saved(self.host.state.seq, self._clock_ms())
+        self.snapshots.saved(self.host.state.seq, self._clock_ms())
         self.recovered_in_s = time.monotonic() - started
         log.info("partition %s recovered at seq %s in %.2fs (epoch %s)", self.partition,
                  self.host.state.seq, self.recovered_in_s, self._store.epoch)
@@ -142,9 +142,9 @@ class DurablePartition:
             if self._store is None:
                 return
             state, now_ms = self.host.state, self._clock_ms()
-            if self._snapshots.due(state.seq, now_ms, self.durability):
-                self._snapshots.start(state, now_ms, self._writer.last_ticket)
-        self._snapshots.finish_if_done()
+            if self.snapshots.due(state.seq, now_ms, self.durability):
+                self.snapshots.start(state, now_ms, self._writer.last_ticket)
+        self.snapshots.finish_if_done()
 
     def status(self) -> dict:
         """What a readiness probe or an operator wants to know at a glance."""
@@ -153,7 +153,7 @@ class DurablePartition:
         if self._store is None:
             return {**status, "journal": "off"}
         return {**status, "epoch": self._store.epoch, "journal": self._down or "ok",
-                "recovered_in_s": round(self.recovered_in_s, 3), **self._snapshots.status()}
+                "recovered_in_s": round(self.recovered_in_s, 3), **self.snapshots.status()}
 
     # ---- failure and return of Redis --------------------------------------------------
 

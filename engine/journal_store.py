@@ -8,6 +8,7 @@ assumed: on Redis Cluster the four keys would need a common hash tag.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 
 import redis
@@ -15,6 +16,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 SOCKET_TIMEOUT_S = 2.0
+# Snapshots are written in pieces of this size, so Redis serves others in between.
+SNAPSHOT_CHUNK_BYTES = 1 << 20
 SOCKET_CONNECT_TIMEOUT_S = 2.0
 # An idle pooled connection is PINGed before reuse after this long, so a half-open one is
 # found before a journal write is sent into it.
@@ -62,15 +65,22 @@ end
 return (#ARGV - 1) / 2
 """
 
-# KEYS: epoch, journal, snapshot, readers. ARGV: epoch, seq, data, saved_at_ms.
+# KEYS: epoch, journal, snapshot, readers. ARGV: epoch, seq, chunks key base, chunk count,
+# saved_at_ms. The chunks are already written; this only makes them the snapshot.
 _SAVE_SNAPSHOT_LUA = _LAST_GENERATED_LUA + """
 local fenced = check_epoch(KEYS[1], ARGV[1])
 if fenced then return fenced end
 local seq = tonumber(ARGV[2])
 local stored = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
 if last_generated(KEYS[2]) < seq or seq < stored then return 0 end
-redis.call('HSET', KEYS[3], 'data', ARGV[3], 'seq', ARGV[2], 'epoch', ARGV[1],
-           'saved_at_ms', ARGV[4])
+local old = redis.call('HMGET', KEYS[3], 'chunks_key', 'chunks')
+if old[1] and old[1] ~= ARGV[3] then
+  for i = 0, tonumber(old[2]) - 1 do
+    redis.call('UNLINK', old[1] .. ':' .. i)  -- freed in the background
+  end
+end
+redis.call('HSET', KEYS[3], 'seq', ARGV[2], 'epoch', ARGV[1], 'chunks_key', ARGV[3],
+           'chunks', ARGV[4], 'saved_at_ms', ARGV[5])
 local floor = seq
 for _, drained in ipairs(redis.call('HVALS', KEYS[4])) do
   floor = math.min(floor, tonumber(drained))
@@ -204,15 +214,40 @@ class JournalStore:
         hold state the journal does not) or when `seq` is below the stored snapshot's (the
         journal may already be trimmed past it). Trimming stops at the slowest reader's
         checkpoint. Raises Fenced if another store claimed the partition.
+
+        The bytes go first as chunks under keys nothing reads yet, one command each, so a
+        snapshot of hundreds of MB never blocks Redis (and every partition's journal) for
+        long; then one script makes them the snapshot, atomically.
         """
-        return bool(self._fenced(
-            self._save_snapshot, [self._epoch_key, self._journal, self._snapshot, self._readers],
-            [self.epoch, seq, data, saved_at_ms]))
+        base = f"{self._snapshot}:{seq}:{uuid.uuid4().hex}"
+        chunks = range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES)
+        with memoryview(data) as view:
+            for number, start in enumerate(chunks):
+                self._client.set(f"{base}:{number}", view[start:start + SNAPSHOT_CHUNK_BYTES])
+        saved = False
+        try:
+            saved = bool(self._fenced(
+                self._save_snapshot,
+                [self._epoch_key, self._journal, self._snapshot, self._readers],
+                [self.epoch, seq, base, len(chunks), saved_at_ms]))
+        finally:
+            if not saved:
+                self._client.unlink(*(f"{base}:{number}" for number in range(len(chunks))))
+        return saved
 
     def load_snapshot(self) -> tuple[int, bytes] | None:
         """(seq, data) of the stored snapshot, or None if there is none."""
-        data, seq = self._client.hmget(self._snapshot, ["data", "seq"])
-        return None if data is None else (int(seq), data)
+        while True:
+            seq, base, count = self._client.hmget(self._snapshot, ["seq", "chunks_key", "chunks"])
+            if seq is None:
+                return None
+            keys = [f"{base.decode()}:{n}" for n in range(int(count))]
+            # A few at a time: one reply of hundreds of MB would stall Redis for everyone.
+            chunks = [chunk for start in range(0, len(keys), 8)
+                      for chunk in self._client.mget(keys[start:start + 8])]
+            if None not in chunks:
+                return int(seq), b"".join(chunks)
+            # A newer snapshot replaced this one between the two reads: read that one.
 
     def snapshot_seq(self) -> int:
         """The stored snapshot's seq, 0 if there is none."""

@@ -24,7 +24,7 @@ NAMESPACE = "availability"
 # journaled, for every gateway lane that sends to it.
 CONCURRENT_CALLS = 16
 # How long `start_partitions` waits for the actors of a driver that just died to go.
-OLD_ACTORS_WAIT_S = 5.0
+OLD_ACTORS_WAIT_S = 15.0
 log = logging.getLogger(__name__)
 
 

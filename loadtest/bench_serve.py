@@ -1,4 +1,5 @@
-"""Serving: Reserve via h2load vs a bare server, client vs Redis+Lua, latency at half load."""
+"""Serving: Reserve via h2load vs a bare server, client vs Redis+Lua, latency at half load,
+the journal's cost, and a big partition's recovery and snapshot stall."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ import redis.asyncio as aioredis
 from inventory.v1 import availability_pb2 as pb
 from inventory.v1 import availability_pb2_grpc as pb_grpc
 
+from engine.journal_store import forget_keys
 from gateway.client import AvailabilityClient
 from gateway.serve import LISTENING
+from loadtest import bench_durability
 
 LOCATION = "LOC-BENCH"
 SKUS = 1_000
@@ -138,12 +141,19 @@ def load_line() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def engine_command(partitions: int, gateways: int) -> list[str]:
-    """`availability serve` on a free port with a local Ray of its own."""
+def engine_command(partitions: int, gateways: int, redis_url: str,
+                   journal: bool = True) -> list[str]:
+    """`availability serve` on a free port with a local Ray of its own, journaling to
+    `redis_url` under keys of its own (or, for the journal's cost, not journaling at all)."""
     # `--ray-address local` starts a new Ray even when RAY_ADDRESS or a `ray start` is around.
     return [sys.executable, "-m", "engine.cli", "serve", "--port", "0",
             "--partitions", str(partitions), "--gateways", str(gateways),
-            "--ray-address", "local", "--ray-namespace", f"bench-serve-{os.getpid()}"]
+            "--ray-address", "local", "--ray-namespace", engine_namespace(journal),
+            "--redis-url", redis_url, *([] if journal else ["--benchmark-without-journal"])]
+
+
+def engine_namespace(journal: bool) -> str:
+    return f"bench-serve-{os.getpid()}-{'journal' if journal else 'memory'}"
 
 
 def bare_command(port: int = 0) -> list[str]:
@@ -628,6 +638,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--h2load-settings", default=H2LOAD_SETTINGS_DEFAULT,
                         help="h2load clients x streams per client, comma-separated "
                              f"(default {H2LOAD_SETTINGS_DEFAULT})")
+    parser.add_argument("--items", type=int, default=1_000_000,
+                        help="SKU-locations of the partition recovered in step 5")
+    parser.add_argument("--entries", type=int, default=100_000,
+                        help="journal entries replayed after its snapshot in step 5")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -652,14 +666,50 @@ async def measure_all(engine: Server, bare: Server, args: argparse.Namespace) ->
 
 def measure_with_servers(args: argparse.Namespace) -> dict:
     """Start the bare server and the engine, measure, and stop both whatever happens."""
-    with running_bare(args.gateways) as bare, \
-            running(engine_command(args.partitions, args.gateways), "engine") as engine:
-        print(f"engine: pid {engine.process.pid}, {args.partitions} partitions, "
-              f"{args.gateways} gateway process(es) on {engine.target}; bare server: "
-              f"{args.gateways} process(es) on {bare.target}; {args.duration_s:g} s per "
-              "measurement",
-              flush=True)
-        return asyncio.run(measure_all(engine, bare, args))
+    try:
+        with running_bare(args.gateways) as bare, running(engine_command(
+                args.partitions, args.gateways, args.redis_url), "engine") as engine:
+            print(f"engine: pid {engine.process.pid}, {args.partitions} partitions, "
+                  f"{args.gateways} gateway process(es) on {engine.target}, journaling to "
+                  f"{args.redis_url}; bare server: {args.gateways} process(es) on "
+                  f"{bare.target}; {args.duration_s:g} s per measurement", flush=True)
+            figures = asyncio.run(measure_all(engine, bare, args))
+        figures["memory"] = measure_without_journal(args)
+        return figures
+    finally:
+        for journal in (True, False):
+            forget_keys(args.redis_url, engine_namespace(journal))
+
+
+def measure_without_journal(args: argparse.Namespace) -> Tally:
+    """Step 4: step 2's client loop against an engine that journals nothing."""
+    print("4. closed loop through AvailabilityClient, journal off", flush=True)
+    with running(engine_command(args.partitions, args.gateways, args.redis_url,
+                                journal=False), "engine without journal") as engine:
+        async def measure() -> Tally:
+            skus = sku_names(SKUS)
+            await load_stock(engine.target, skus, STOCK_PER_SKU)
+            keys = (f"bench-memory-{os.getpid()}-{n}" for n in itertools.count())
+            async with AvailabilityClient(engine.target) as client:
+                reserve_one = engine_reserve(client)
+                await closed_loop(reserve_one, skus, args.concurrency, WARMUP_S, keys, seed=1)
+                return await closed_loop(reserve_one, skus, args.concurrency, args.duration_s,
+                                         keys, seed=2)
+        return asyncio.run(measure())
+
+
+def print_journal_cost(journaled: Tally, memory: Tally) -> float:
+    """Step 2's engine figure against step 4's; returns the ratio."""
+    ratio = journaled.held_per_s / memory.held_per_s if memory.held_per_s else 0.0
+    if journaled.errors or memory.errors:
+        ratio = float("nan")
+    print("\n4. What the journal costs: step 2's client loop, journal on against off")
+    print(f"  journal on (group commit to Redis) {journaled.held_per_s:>10,.0f} holds/s")
+    print(f"  journal off (benchmark only)       {memory.held_per_s:>10,.0f} holds/s   "
+          f"(errors {memory.errors:,})")
+    print(f"  {'on / off':<35}{ratio:>10.2f}            target >= 0.8: "
+          f"{verdict(ratio >= 0.8) if ratio == ratio else 'NOT MEASURED (errors)'}")
+    return ratio
 
 
 def main() -> None:
@@ -684,9 +734,15 @@ def main() -> None:
     client_ratio = print_capacity(figures["client"], figures["lua"], figures["checks"],
                                   args.concurrency)
     p50_ms, p99_ms = print_latency(figures["half"], figures["client"].held_per_s)
+    journal_ratio = print_journal_cost(figures["client"], figures["memory"])
+    print("\n5. Durability of one partition (loadtest/bench_durability.py)")
+    durability = bench_durability.report(args.redis_url, args.items, args.entries,
+                                         out=lambda line: print(f"  {line}"))
     print(f"\nwhole run: {time.perf_counter() - started_s:.0f} s; {load_line()}")
     print(f"h2load_ratio={h2load_ratio:.2f} client_vs_redis_lua={client_ratio:.2f} "
-          f"p50_ms_at_half={p50_ms:.2f} p99_ms_at_half={p99_ms:.2f}")
+          f"p50_ms_at_half={p50_ms:.2f} p99_ms_at_half={p99_ms:.2f} "
+          f"journal_on_vs_off={journal_ratio:.2f} recovery_s={durability['recovery_s']:.2f} "
+          f"snapshot_fork_ms={durability['fork_ms_max']:.1f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import uuid
 import pytest
 import redis
 
+from engine import journal_store
 from engine.journal_store import Fenced, JournalStore, connect
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -221,7 +222,24 @@ def test_load_snapshot_round_trips_the_stored_bytes(store, client, prefix):
     assert store.save_snapshot(2, data, 1_234) is True
     assert store.load_snapshot() == (2, data)
     stored = client.hgetall(f"{prefix}:partition:0:snapshot")
-    assert stored == {b"data": data, b"seq": b"2", b"epoch": b"1", b"saved_at_ms": b"1234"}
+    assert {key: stored[key] for key in (b"seq", b"epoch", b"saved_at_ms", b"chunks")} == {
+        b"seq": b"2", b"epoch": b"1", b"saved_at_ms": b"1234", b"chunks": b"1"}
+
+
+def test_big_snapshot_goes_in_chunks_and_replacing_it_frees_the_old_ones(store, client,
+                                                                         monkeypatch, prefix):
+    """A snapshot over the chunk size is stored in pieces and read back whole; the next one
+    frees the pieces of the one it replaces, and a refused one leaves no piece behind."""
+    monkeypatch.setattr(journal_store, "SNAPSHOT_CHUNK_BYTES", 1000)
+    append_each(store, 1, 2, 3)
+    first, second = bytes(range(256)) * 10, b"x" * 2500
+    assert store.save_snapshot(2, first, 1) is True
+    assert store.load_snapshot() == (2, first)
+    assert store.save_snapshot(3, second, 2) is True
+    assert store.load_snapshot() == (3, second)
+    assert store.save_snapshot(9, b"not yet", 3) is False
+    pieces = sorted(key for key in client.scan_iter(match=f"{prefix}:partition:0:snapshot:*"))
+    assert len(pieces) == 3 and all(b":3:" in key for key in pieces)
 
 
 def test_register_reader_starts_before_oldest_entry_still_there(store):
