@@ -91,11 +91,16 @@ class ItemTable:
             row = int(self.add_many([sku], [location])[0])
         return row
 
-    def add_many(self, skus: list[str], locations: list[str]) -> np.ndarray:
-        """Add rows for new SKU-locations (an initial load adds many); returns their rows."""
+    def add_many(self, skus: list[str], locations: list[str], known_new: bool = False
+                 ) -> np.ndarray:
+        """Add rows for new SKU-locations (an initial load adds many); returns their rows.
+
+        `known_new` skips the check for repeats, for rows that come from a snapshot of a
+        table, which held each SKU-location once.
+        """
         # Checked before anything is added, so a refused load leaves the table as it was.
-        if len(set(zip(skus, locations, strict=True))) != len(skus) or (
-                self.rows_of(list(map(_Line, skus, locations))) != EMPTY).any():
+        if not known_new and (len(set(zip(skus, locations, strict=True))) != len(skus) or (
+                self.rows_of(list(map(_Line, skus, locations))) != EMPTY).any()):
             raise ValueError("a SKU-location of the load is repeated or already exists")
         location_ids = np.array([self.location_id(location) for location in locations],
                                 dtype=np.int64)

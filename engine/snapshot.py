@@ -82,7 +82,8 @@ def _load_items(state: PartitionState, items: dict) -> None:
     for location in locations:  # interned first, so every location keeps its id
         state.items.location_id(location)
     location_ids = np.frombuffer(items["row_location"], dtype=np.int32)
-    rows = state.items.add_many(items["row_sku"], [locations[i] for i in location_ids.tolist()])
+    rows = state.items.add_many(items["row_sku"], [locations[i] for i in location_ids.tolist()],
+                                known_new=True)
     for name, raw in items["columns"].items():
         state.items.columns[name][rows] = np.frombuffer(raw, dtype=np.int64)
 

@@ -134,8 +134,11 @@ def measure_snapshot_stall(url: str, items: int) -> Stalls:
             time.sleep(0.5)
         stop.set()
         reserving.join()
-        during = [ms for at, ms in latencies if any(a <= at <= b for a, b in windows)]
-        outside = sorted(ms for at, ms in latencies if not any(a <= at <= b for a, b in windows))
+        # A reservation is "during" a snapshot if its wait overlaps one at all.
+        def overlaps(at: float, ms: float) -> bool:
+            return any(at <= b and at + ms / 1000 >= a for a, b in windows)
+        during = [ms for at, ms in latencies if overlaps(at, ms)]
+        outside = sorted(ms for at, ms in latencies if not overlaps(at, ms))
         return Stalls(writer.longest_stall_ms, max(during, default=0.0), outside[-1],
                       outside[int(0.99 * (len(outside) - 1))], writer.taken, len(latencies))
     finally:
