@@ -9,7 +9,7 @@ import sys
 
 from engine import demo
 from engine.config import DurabilityConfig, GatewayConfig, LaneLimits
-from engine.embedded_redis import DATA_DIR
+from engine.embedded_redis import DATA_DIR, DEMO_DATA_DIR
 
 
 def _env(name: str, default):
@@ -39,12 +39,12 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                              f"confirmed (default {GatewayConfig.cart_tentative_ttl_s})")
 
 
-def _add_durability_options(parser: argparse.ArgumentParser) -> None:
+def _add_durability_options(parser: argparse.ArgumentParser, data_dir: str = DATA_DIR) -> None:
     parser.add_argument("--redis-url", default=_env("REDIS_URL", None),
                         help="the Redis partitions journal to (redis://, rediss://, unix://); "
                              "without it an embedded Redis runs in --data-dir")
-    parser.add_argument("--data-dir", default=_env("DATA_DIR", DATA_DIR),
-                        help=f"the embedded Redis's folder (default {DATA_DIR})")
+    parser.add_argument("--data-dir", default=_env("DATA_DIR", data_dir),
+                        help=f"the embedded Redis's folder (default {data_dir})")
     parser.add_argument("--snapshot-every-commands", type=int,
                         default=_env("SNAPSHOT_EVERY_COMMANDS",
                                      DurabilityConfig.snapshot_every_commands),
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                              help="partitions the SKUs are spread over (default 4)")
     demo_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
                              help="join this Ray cluster instead of starting one")
-    _add_durability_options(demo_parser)
+    _add_durability_options(demo_parser, DEMO_DATA_DIR)
     serve_parser = commands.add_parser(
         "serve", help="start Ray, the partition actors and the gRPC gateway")
     _add_serving_options(serve_parser)

@@ -11,7 +11,7 @@ import time
 from inventory.v1 import availability_pb2 as pb
 
 from engine.config import DurabilityConfig
-from engine.embedded_redis import DATA_DIR, redis_for
+from engine.embedded_redis import DEMO_DATA_DIR, redis_for
 from engine.journal_store import forget_keys
 
 LOCATIONS = ("dc-east", "dc-west", "store-012")
@@ -22,7 +22,7 @@ RECEIPTS_PER_CALL = 1_000
 
 
 def run(skus: int, partitions: int, ray_address: str | None = None,
-        durability: DurabilityConfig | None = None, data_dir: str = DATA_DIR,
+        durability: DurabilityConfig | None = None, data_dir: str = DEMO_DATA_DIR,
         out=print) -> None:
     """Start Redis (embedded unless given), Ray, the partition actors and a gateway on a free
     port; play; shut down, leaving nothing of the demo in Redis."""

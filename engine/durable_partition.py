@@ -39,8 +39,8 @@ class Applied:
         try:
             self._ticket.wait(self._timeout_s)
         except JournalDown as error:
-            return _refuse_changes(self._commands, self._results,
-                                   f"journal write failed: {error}")
+            # Reads too: they saw this batch, and maybe others, that are not durable.
+            return [Unavailable(f"journal write failed: {error}")] * len(self._results)
         return self._results
 
 
@@ -50,8 +50,9 @@ class DurablePartition:
     Thread-safe: callers apply one batch at a time under the lock, then wait for their
     own journal write outside it, so batch k+1 is applied while batch k's write is in
     flight. While the journal cannot be written (Redis gone, or this actor fenced by a
-    newer one) changes are refused as Unavailable without being applied, and reads
-    answer from memory. With no store nothing is journaled (benchmarks' baseline).
+    newer one) changes are refused as Unavailable without being applied; reads answer
+    from memory while Redis is gone, and not at all once fenced. With no store nothing
+    is journaled (benchmarks' baseline).
     """
 
     def __init__(self, partition: int, store: JournalStore | None,
@@ -81,7 +82,7 @@ class DurablePartition:
         started = time.monotonic()
         self._store.claim()
         self.host.state = self._load()
-        self.snapshots.saved(self.host.state.seq, self._clock_ms())
+        self.snapshots.saved(self._store.snapshot_seq(), self._clock_ms())
         self.recovered_in_s = time.monotonic() - started
         log.info("partition %s recovered at seq %s in %.2fs (epoch %s)", self.partition,
                  self.host.state.seq, self.recovered_in_s, self._store.epoch)
@@ -109,7 +110,8 @@ class DurablePartition:
     def start(self, commands: Sequence[Command]) -> Applied:
         """Apply `commands` in memory now; the journal write may still be in flight."""
         with self._lock:
-            if self._down is not None:
+            if self._down is not None or (self._writer and self._writer.failed):
+                # (The writer may have failed a moment before it told us.)
                 return Applied(commands, self._apply_reads_only(commands), WRITTEN, 0)
             results = self.host.apply(commands)
             # Reads wait too: an answer never shows a change that is not yet durable.
@@ -121,7 +123,12 @@ class DurablePartition:
         return self.start(commands).results()
 
     def _apply_reads_only(self, commands: Sequence[Command]) -> list[Result | Unavailable]:
-        reason = f"partition {self.partition} cannot journal ({self._down})"
+        reason = (f"partition {self.partition} cannot journal "
+                  f"({self._down or self._writer.failed})")
+        if self._down == FENCED:
+            # Memory is never rebuilt now: it holds the batch refused when the fence was
+            # met, and falls further behind the newer actor with every change it takes.
+            return [Unavailable(reason) for _ in commands]
         reads = [command for command in commands if type(command) is GetAvailability]
         answers = iter(self.host.apply(reads) if reads else ())
         return [next(answers) if type(command) is GetAvailability else Unavailable(reason)
@@ -181,11 +188,20 @@ class DurablePartition:
         while True:
             time.sleep(RETRY_INTERVAL_S)
             try:
-                if self._store.current_epoch() != self._store.epoch:
-                    with self._lock:
-                        self._down = FENCED
-                    return
+                # A new epoch first: a snapshot child forked before the failure may hold a
+                # change that never reached the journal, and must not store it after
+                # other changes take its sequence numbers.
+                self._store.reclaim()
                 state = self._load()
+            except Fenced:
+                with self._lock:
+                    self._down = FENCED
+                log.error("partition %s was claimed by a newer actor; this one refuses "
+                          "changes", self.partition)
+                return
+            except journal.JournalGap as error:  # not Redis being away: say it loudly
+                log.error("partition %s cannot rebuild: %s", self.partition, error)
+                continue
             except Exception as error:  # Redis still away
                 log.debug("partition %s: Redis not back yet (%s)", self.partition, error)
                 continue
@@ -195,10 +211,4 @@ class DurablePartition:
                 self._down = None
             log.info("partition %s: journal back, rebuilt at seq %s", self.partition, state.seq)
             return
-
-
-def _refuse_changes(commands: Sequence[Command], results: Sequence[Result],
-                    reason: str) -> list[Result | Unavailable]:
-    return [result if type(command) is GetAvailability else Unavailable(reason)
-            for command, result in zip(commands, results, strict=True)]
 

@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import fcntl
 import importlib.util
+import logging
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +28,14 @@ from engine.config import DurabilityConfig
 SOCKET_NAME, PIDFILE_NAME, LOGFILE_NAME = "redis.sock", "redis.pid", "redis.log"
 # Where serve and demo keep the embedded Redis without --data-dir.
 DATA_DIR = "./.availability"
+DEMO_DATA_DIR = "./.availability/demo"
+ENGINE_LOCK_NAME = "engine.lock"
+# How often serve checks that its embedded Redis still runs.
+KEEPER_INTERVAL_S = 1.0
 READY_TIMEOUT_S = 30.0  # long enough to reload a large append-only file
 STOP_TIMEOUT_S = 30.0
 _POLL_INTERVAL_S = 0.02
+log = logging.getLogger(__name__)
 # sun_path holds 104 bytes on macOS and 108 on Linux, each with a terminating NUL.
 _SOCKET_PATH_BYTES_MAX = 103
 
@@ -208,13 +215,54 @@ def _start_lock(data_dir: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def redis_for(durability: DurabilityConfig, data_dir: str | Path) -> Iterator[DurabilityConfig]:
-    """`durability` as is when it names a Redis; otherwise with the embedded one, started in
-    `data_dir` for the duration and shut down (its append-only file flushed) afterwards."""
+    """`durability` as is when it names a Redis; otherwise with the embedded one of
+    `data_dir`, started (or found running), kept running, and shut down (its append-only
+    file flushed) afterwards.
+
+    One engine per data folder: a second `serve` or `demo` on it is refused, so the server
+    found running there is one a killed engine left, and is ours to keep and to stop.
+    """
     if durability.redis_url is not None or not durability.journal:
         yield durability
         return
-    server = start_embedded_redis(data_dir)
-    try:
-        yield dataclasses.replace(durability, redis_url=server.url)
-    finally:
-        server.stop()
+    data_dir = Path(data_dir).resolve()
+    with _engine_lock(data_dir):
+        server = start_embedded_redis(data_dir)
+        stop = threading.Event()
+        keeper = threading.Thread(target=_keep_running, args=(data_dir, server, stop),
+                                  name="embedded-redis-keeper", daemon=True)
+        keeper.start()
+        try:
+            yield dataclasses.replace(durability, redis_url=server.url)
+        finally:
+            stop.set()
+            keeper.join()
+            start_embedded_redis(data_dir).stop()  # the one running now, wherever it came from
+
+
+def _keep_running(data_dir: Path, server: EmbeddedRedis, stop: threading.Event) -> None:
+    """Start the server again if it dies: partitions resume once their Redis is back."""
+    while not stop.wait(KEEPER_INTERVAL_S):
+        if _alive(server.pid):
+            continue
+        log.error("embedded redis-server %s in %s exited (see %s); starting it again",
+                  server.pid, data_dir, server.log_path)
+        try:
+            server = start_embedded_redis(data_dir)
+        except (EmbeddedRedisError, OSError, TimeoutError) as error:
+            log.error("embedded redis-server did not start again: %s", error)
+
+
+@contextlib.contextmanager
+def _engine_lock(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(data_dir / ENGINE_LOCK_NAME, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EmbeddedRedisError(f"another `availability serve` or `demo` uses {data_dir}; "
+                                     "give this one its own --data-dir") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -8,6 +8,7 @@ assumed: on Redis Cluster the four keys would need a common hash tag.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -18,6 +19,10 @@ from redis.retry import Retry
 SOCKET_TIMEOUT_S = 2.0
 # Snapshots are written in pieces of this size, so Redis serves others in between.
 SNAPSHOT_CHUNK_BYTES = 1 << 20
+# Pieces not yet part of a stored snapshot expire after this long.
+SNAPSHOT_CHUNK_TTL_MS = 15 * 60_000
+# A snapshot replaced this many times while being read is missing pieces, not replaced.
+SNAPSHOT_READ_ATTEMPTS = 5
 SOCKET_CONNECT_TIMEOUT_S = 2.0
 # An idle pooled connection is PINGed before reuse after this long, so a half-open one is
 # found before a journal write is sent into it.
@@ -79,6 +84,9 @@ if old[1] and old[1] ~= ARGV[3] then
     redis.call('UNLINK', old[1] .. ':' .. i)  -- freed in the background
   end
 end
+for i = 0, tonumber(ARGV[4]) - 1 do
+  redis.call('PERSIST', ARGV[3] .. ':' .. i)
+end
 redis.call('HSET', KEYS[3], 'seq', ARGV[2], 'epoch', ARGV[1], 'chunks_key', ARGV[3],
            'chunks', ARGV[4], 'saved_at_ms', ARGV[5])
 local floor = seq
@@ -116,6 +124,13 @@ return 1
 """
 
 _LAST_SEQ_LUA = _LAST_GENERATED_LUA + "return last_generated(KEYS[1])"
+
+# KEYS: epoch. ARGV: epoch. A new epoch for the holder of the current one, else FENCED.
+_RECLAIM_LUA = _LAST_GENERATED_LUA + """
+local fenced = check_epoch(KEYS[1], ARGV[1])
+if fenced then return fenced end
+return redis.call('INCR', KEYS[1])
+"""
 
 
 class Fenced(Exception):
@@ -157,9 +172,9 @@ class JournalStore:
         self.epoch = 0
         self._scripts = [client.register_script(source) for source in
                          (_APPEND_LUA, _SAVE_SNAPSHOT_LUA, _REGISTER_LUA, _CHECKPOINT_LUA,
-                          _LAST_SEQ_LUA)]
+                          _LAST_SEQ_LUA, _RECLAIM_LUA)]
         (self._append, self._save_snapshot, self._register, self._checkpoint,
-         self._last_seq) = self._scripts
+         self._last_seq, self._reclaim) = self._scripts
 
     def claim(self) -> int:
         """Take the partition over: bump the epoch, so earlier holders are fenced, and keep it."""
@@ -168,6 +183,12 @@ class JournalStore:
         # the script cache, redis-py reloads on NOSCRIPT, which is safe: nothing ran.
         for script in self._scripts:
             self._client.script_load(script.script)
+        return self.epoch
+
+    def reclaim(self) -> int:
+        """Move to a new epoch while still holding the current one (else raise Fenced), so
+        whatever this holder started under the old one (a snapshot child) is fenced too."""
+        self.epoch = int(self._fenced(self._reclaim, [self._epoch_key], [self.epoch]))
         return self.epoch
 
     def current_epoch(self) -> int:
@@ -221,23 +242,28 @@ class JournalStore:
         """
         base = f"{self._snapshot}:{seq}:{uuid.uuid4().hex}"
         chunks = range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES)
-        with memoryview(data) as view:
-            for number, start in enumerate(chunks):
-                self._client.set(f"{base}:{number}", view[start:start + SNAPSHOT_CHUNK_BYTES])
         saved = False
         try:
+            with memoryview(data) as view:
+                for number, start in enumerate(chunks):
+                    # Chunks expire unless the script below keeps them: a writer killed
+                    # halfway leaves nothing behind for long.
+                    self._client.set(f"{base}:{number}",
+                                     view[start:start + SNAPSHOT_CHUNK_BYTES],
+                                     px=SNAPSHOT_CHUNK_TTL_MS)
             saved = bool(self._fenced(
                 self._save_snapshot,
                 [self._epoch_key, self._journal, self._snapshot, self._readers],
                 [self.epoch, seq, base, len(chunks), saved_at_ms]))
         finally:
             if not saved:
-                self._client.unlink(*(f"{base}:{number}" for number in range(len(chunks))))
+                with contextlib.suppress(redis.RedisError):  # they expire anyway
+                    self._client.unlink(*(f"{base}:{n}" for n in range(len(chunks))))
         return saved
 
     def load_snapshot(self) -> tuple[int, bytes] | None:
         """(seq, data) of the stored snapshot, or None if there is none."""
-        while True:
+        for _ in range(SNAPSHOT_READ_ATTEMPTS):
             seq, base, count = self._client.hmget(self._snapshot, ["seq", "chunks_key", "chunks"])
             if seq is None:
                 return None
@@ -248,6 +274,7 @@ class JournalStore:
             if None not in chunks:
                 return int(seq), b"".join(chunks)
             # A newer snapshot replaced this one between the two reads: read that one.
+        raise RuntimeError(f"snapshot {self._snapshot} names chunks that are not there")
 
     def snapshot_seq(self) -> int:
         """The stored snapshot's seq, 0 if there is none."""

@@ -85,10 +85,6 @@ class JournalWriter:
             self._failed = None
             self.last_ticket = WRITTEN
 
-    def idle(self) -> bool:
-        """Whether nothing is queued or in flight."""
-        return not self._queue and self.last_ticket.done()
-
     def _write_forever(self) -> None:
         while True:
             with self._wake:

@@ -189,7 +189,11 @@ Command = Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvai
 
 
 class Unavailable(NamedTuple):
-    """A command the partition refused unapplied: it could not be made durable."""
+    """A command the partition could not confirm durable, so it is not acknowledged.
+
+    Usually it was refused unapplied; a write whose reply was lost or late may still
+    have taken effect, so callers retry with the same idempotency key to learn which.
+    """
 
     reason: str
 

@@ -58,13 +58,14 @@ class PartitionActor:
                          daemon=True).start()
 
     def apply(self, batch: bytes) -> bytes:
-        """A pickled (submitter, number, commands) in, the pickled list of results out.
+        """A pickled (submitter, number, oldest unanswered, commands) in, the pickled list of
+        results out.
 
         Batches travel as bytes pickled by the standard C pickler: Ray would otherwise
         serialize them with cloudpickle, two to three times slower for these tuples.
         """
-        submitter, number, commands = pickle.loads(batch)
-        with self._order.turn(submitter, number):
+        submitter, number, oldest, commands = pickle.loads(batch)
+        with self._order.turn(submitter, number, oldest):
             pending = self._partition.start(commands)
         return pickle.dumps(pending.results(), protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -91,6 +92,8 @@ def _child_store(parent: JournalStore, durability: DurabilityConfig) -> JournalS
 def start_partitions(count: int, namespace: str, durability: DurabilityConfig,
                      config: PartitionConfig | None = None) -> list:
     """Create `count` named partition actors; Ray restarts one that dies, and it recovers."""
+    if durability.journal:
+        _refuse_another_partition_count(count, durability)
     _wait_for_old_actors(count, namespace)
     return [PartitionActor.options(
         name=actor_name(partition), namespace=namespace,
@@ -101,6 +104,19 @@ def start_partitions(count: int, namespace: str, durability: DurabilityConfig,
         # the caller retries with its idempotency key.
         max_task_retries=0,
     ).remote(partition, config, durability) for partition in range(count)]
+
+
+def _refuse_another_partition_count(count: int, durability: DurabilityConfig) -> None:
+    """A journal written by N partitions holds each SKU in partition hash(SKU) mod N: read
+    by another count, SKUs would be recovered into partitions that never see them."""
+    key = f"{durability.key_prefix}:partitions"
+    client = connect(durability.redis_url)
+    client.set(key, count, nx=True)
+    written_by = int(client.get(key))
+    if written_by != count:
+        raise RuntimeError(f"--partitions {count}: the journal under {durability.key_prefix!r} "
+                           f"was written by {written_by} partitions; serve it with "
+                           f"--partitions {written_by} (or another --ray-namespace)")
 
 
 def _wait_for_old_actors(count: int, namespace: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -16,8 +18,10 @@ from engine.journal_writer import Ticket
 from engine.partition_state import PartitionState
 
 log = logging.getLogger(__name__)
-# A child gives up if the journal has not reached its snapshot's seq by then.
+# A child gives up if the journal has not reached its snapshot's seq by then; one still
+# running this much later is killed (a hung child would stop snapshots for good).
 CHILD_DEADLINE_S = 30.0
+CHILD_GRACE_S = 300.0
 
 
 class SnapshotWriter:
@@ -35,7 +39,7 @@ class SnapshotWriter:
         self._store = store
         # A fresh connection for the child: the parent's may be mid-call in another thread.
         self._child_store = child_store
-        self._child: tuple[int, int, int] | None = None  # (pid, seq, at_ms)
+        self._child: tuple[int, int, int, float] | None = None  # pid, seq, at_ms, started
         self.saved_seq = 0
         self.saved_at_ms = 0
         self.taken = 0
@@ -71,13 +75,17 @@ class SnapshotWriter:
             _write_in_child(self._child_store, state, now_ms)
         self.last_stall_ms = 1000 * (time.perf_counter() - started)
         self.longest_stall_ms = max(self.longest_stall_ms, self.last_stall_ms)
-        self._child = (pid, state.seq, now_ms)
+        self._child = (pid, state.seq, now_ms, time.monotonic())
 
     def finish_if_done(self) -> None:
         """Reap a finished child and take note of the snapshot it saved."""
         if self._child is None:
             return
-        pid, seq, at_ms = self._child
+        pid, seq, at_ms, started = self._child
+        if time.monotonic() - started > CHILD_DEADLINE_S + CHILD_GRACE_S:
+            log.error("snapshot child %s for seq %s is stuck; killing it", pid, seq)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:  # reaped by someone else: Redis says whether it saved
@@ -111,11 +119,10 @@ def _write_in_child(child_store: Callable[[], JournalStore], state: PartitionSta
         data = snapshot.dump(state)
         store = child_store()
         deadline = time.monotonic() + CHILD_DEADLINE_S
-        while time.monotonic() < deadline:
-            if store.save_snapshot(state.seq, data, now_ms):
-                code = 0
-                break
+        # Upload only once the journal holds the state: a refused upload is wasted work.
+        while store.last_seq() < state.seq and time.monotonic() < deadline:
             time.sleep(0.005)
+        code = 0 if store.save_snapshot(state.seq, data, now_ms) else 1
     except BaseException:
         traceback.print_exc(file=sys.stderr)
     finally:

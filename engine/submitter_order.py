@@ -23,10 +23,15 @@ class SubmitterOrder:
         self._changed = threading.Condition()
 
     @contextmanager
-    def turn(self, submitter: str, number: int) -> Iterator[None]:
-        """Hold batch `number` of `submitter` until every earlier one entered, then let it in."""
+    def turn(self, submitter: str, number: int, oldest: int = 0) -> Iterator[None]:
+        """Hold batch `number` of `submitter` until every earlier one entered, then let it in.
+
+        `oldest` is the submitter's oldest batch still unanswered when it sent this one:
+        nothing before it can still arrive, so a submitter this actor has not seen (or a
+        restarted actor) waits only for batches that are really on their way.
+        """
         with self._changed:
-            self._changed.wait_for(lambda: self._next.get(submitter, number) >= number,
+            self._changed.wait_for(lambda: self._next.get(submitter, oldest) >= number,
                                    self._wait_s)
         try:
             yield

@@ -37,6 +37,8 @@ from engine.model import (
 Submit = Callable[[int, Command, float | None], Awaitable[Result]]
 # The caller's keys are printable; a control character keeps derived keys apart from them.
 _CONFIRM_SUFFIX, _ROLLBACK_SUFFIX = "\x1fconfirm", "\x1frollback"
+# A part whose rollback could not be sent is tried again after these pauses.
+ROLLBACK_RETRY_DELAYS_S = (0.1, 0.5, 2.0)
 log = logging.getLogger(__name__)
 
 
@@ -121,15 +123,22 @@ def _reason(failure: BaseException | Result) -> str:
 
 async def _roll_back(submit: Submit, command: Reserve, results: dict,
                      held: Sequence[int]) -> None:
-    """Release the parts that were held; one that cannot be reached lapses on its own."""
+    """Release the parts that were held, retrying a part that could not be reached for a
+    while (it may hold a confirmed hold); one still unreachable lapses on its own."""
     key = command.idempotency_key + _ROLLBACK_SUFFIX
-    answers = await asyncio.gather(*(
-        submit(p, Release(results[p].reservation_id, key, "cart rolled back"), None)
-        for p in held), return_exceptions=True)
-    for partition, answer in zip(held, answers, strict=True):
-        if isinstance(answer, BaseException):
-            log.warning("rollback of cart part on partition %s failed (%s); its tentative "
-                        "hold lapses on its own", partition, answer)
+    pending = list(held)
+    for delay_s in (*ROLLBACK_RETRY_DELAYS_S, None):
+        answers = await asyncio.gather(*(
+            submit(p, Release(results[p].reservation_id, key, "cart rolled back"), None)
+            for p in pending), return_exceptions=True)
+        pending = [p for p, answer in zip(pending, answers, strict=True)
+                   if isinstance(answer, BaseException)]
+        if not pending or delay_s is None:
+            break
+        await asyncio.sleep(delay_s)
+    for partition in pending:
+        log.warning("rollback of cart part on partition %s failed; its hold lapses on its "
+                    "own", partition)
 
 
 def _merge(command: Reserve, lines_of: dict[int, list[int]], results: dict,

@@ -133,7 +133,7 @@ class PartitionLane:
         for (future, _), result in zip(batch, results):
             if future.done():  # a caller cancelled in flight just drops its result
                 continue
-            if type(result) is Unavailable:  # not applied: the partition could not journal it
+            if type(result) is Unavailable:  # not acknowledged: it may not be durable
                 future.set_exception(PartitionUnavailable(result.reason))
             else:
                 future.set_result(result)

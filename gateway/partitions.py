@@ -38,20 +38,26 @@ class RayPartitions:
         self.count = len(self._handles)
         self._unreachable = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
         # Batches are numbered per partition, so an actor running calls on several threads
-        # still applies ours in the order they were sent.
+        # still applies ours in the order they were sent; each also names the oldest one
+        # still unanswered, the only ones the actor may have to wait for.
         self._submitter = uuid.uuid4().hex
         self._sent = [0] * self.count
+        self._unanswered: list[set[int]] = [set() for _ in range(self.count)]
 
     async def apply(self, partition: int, commands: Sequence[Command]) -> Sequence[Result]:
         number = self._sent[partition]
         self._sent[partition] = number + 1
-        batch = pickle.dumps((self._submitter, number, list(commands)),
+        unanswered = self._unanswered[partition]
+        unanswered.add(number)
+        batch = pickle.dumps((self._submitter, number, min(unanswered), list(commands)),
                              protocol=pickle.HIGHEST_PROTOCOL)
         try:
             return pickle.loads(await self._handles[partition].apply.remote(batch))
         except self._unreachable as error:
             raise PartitionUnavailable(f"partition {partition} is unavailable: "
                                        f"{type(error).__name__}") from error
+        finally:
+            unanswered.discard(number)
 
     async def ready(self, timeout_s: float) -> bool:
         probes = [handle.ready.remote() for handle in self._handles]

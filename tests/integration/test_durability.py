@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import pytest
 import ray
 from inventory.v1 import availability_pb2 as pb
 
@@ -15,7 +16,7 @@ from engine.config import DurabilityConfig
 from engine.embedded_redis import start_embedded_redis
 from engine.journal_store import JournalStore, connect
 from engine.model import MovementCode, Unavailable
-from engine.partition_actor import PartitionActor
+from engine.partition_actor import PartitionActor, start_partitions
 from gateway.client import AvailabilityClient
 from gateway.partitions import RayPartitions
 from tests.integration.conftest import REDIS_URL
@@ -129,3 +130,12 @@ async def test_zombie_actor_of_a_partition_can_never_append(actors):
         assert store.last_seq() == seq_before + 1
     finally:
         ray.kill(new, no_restart=True)
+
+
+def test_journal_of_n_partitions_is_not_served_by_another_count(actors):
+    """Restarting on a journal with another partition count is refused before any actor
+    starts: its SKUs would be recovered into partitions that never see them."""
+    namespace, _ = actors(2, journal=True)
+    durability = DurabilityConfig(redis_url=REDIS_URL, key_prefix=namespace)
+    with pytest.raises(RuntimeError, match="written by 2 partitions"):
+        start_partitions(3, f"{namespace}-other", durability)

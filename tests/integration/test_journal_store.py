@@ -240,6 +240,7 @@ def test_big_snapshot_goes_in_chunks_and_replacing_it_frees_the_old_ones(store, 
     assert store.save_snapshot(9, b"not yet", 3) is False
     pieces = sorted(key for key in client.scan_iter(match=f"{prefix}:partition:0:snapshot:*"))
     assert len(pieces) == 3 and all(b":3:" in key for key in pieces)
+    assert all(client.pttl(key) == -1 for key in pieces)  # kept for good once stored
 
 
 def test_register_reader_starts_before_oldest_entry_still_there(store):

@@ -59,6 +59,7 @@ def test_snapshot_plus_journal_in_redis_rebuilds_the_live_partition(data):
             live.apply(batch)
             if data.draw(st.booleans()):
                 live.tick()  # sweeps, and snapshots when due
+        live.apply([])  # waits for the last write (a tick's), which recovering would fence
         rebuilt = durable(name, clock)
         rebuilt.recover()
         assert snapshot.dump(rebuilt.host.state) == snapshot.dump(live.host.state)

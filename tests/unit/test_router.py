@@ -27,6 +27,7 @@ from engine.model import (
 from engine.partition_host import PartitionHost
 from engine.routing import partition_of
 from engine.validation import ValidationError
+from gateway import carts
 from gateway.carts import CartAborted
 from gateway.partitions import LocalPartitions, PartitionUnavailable
 from gateway.router import Router
@@ -190,8 +191,10 @@ async def test_reserve_cart_key_reused_with_other_ttl_is_refused_and_changes_not
     assert answer.state is ReservationState.COMMITTED
 
 
-async def test_reserve_cart_whose_phase_two_never_arrives_lapses_after_tentative_ttl():
+async def test_reserve_cart_whose_phase_two_never_arrives_lapses_after_tentative_ttl(
+        monkeypatch):
     """Partitions unreachable after phase 1 keep tentative holds only until the TTL passes."""
+    monkeypatch.setattr(carts, "ROLLBACK_RETRY_DELAYS_S", (0, 0))
     def unreachable_after_phase_one(commands):
         if any(type(command) in (ConfirmHold, Release) for command in commands):
             raise PartitionUnavailable("partition is unavailable")
