@@ -188,9 +188,8 @@ class DurablePartition:
         while True:
             time.sleep(RETRY_INTERVAL_S)
             try:
-                # A new epoch first: a snapshot child forked before the failure may hold a
-                # change that never reached the journal, and must not store it after
-                # other changes take its sequence numbers.
+                # A new epoch first: anything started under the old one (a compactor, a
+                # write that is somehow still on its way) is fenced from here on.
                 self._store.reclaim()
                 state = self._load()
             except Fenced:

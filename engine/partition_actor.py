@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -10,6 +11,7 @@ import time
 
 import ray
 
+from engine import compactor
 from engine.config import DurabilityConfig, PartitionConfig
 from engine.durable_partition import DurablePartition
 from engine.journal_store import JournalStore, connect
@@ -48,7 +50,9 @@ class PartitionActor:
         store = snapshots = None
         if durability.journal:
             store = JournalStore(connect(durability.redis_url), partition, durability.key_prefix)
-            snapshots = SnapshotWriter(store, child_store=lambda: _child_store(store, durability))
+            snapshots = SnapshotWriter(store, functools.partial(
+                compactor.command, durability.redis_url, durability.key_prefix, partition,
+                config))
         self._partition = DurablePartition(partition, store, config, durability,
                                            snapshots=snapshots)
         self._partition.recover_until_redis_answers()
@@ -80,13 +84,6 @@ class PartitionActor:
                 self._partition.tick()
             except Exception:  # a failed sweep must not stop later ones
                 log.exception("tick of partition %s failed", self._partition.partition)
-
-
-def _child_store(parent: JournalStore, durability: DurabilityConfig) -> JournalStore:
-    """A snapshot child's own connection, writing under the parent's epoch."""
-    store = JournalStore(connect(durability.redis_url), parent.partition, durability.key_prefix)
-    store.epoch = parent.epoch
-    return store
 
 
 def start_partitions(count: int, namespace: str, durability: DurabilityConfig,

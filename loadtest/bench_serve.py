@@ -742,7 +742,7 @@ def main() -> None:
     print(f"h2load_ratio={h2load_ratio:.2f} client_vs_redis_lua={client_ratio:.2f} "
           f"p50_ms_at_half={p50_ms:.2f} p99_ms_at_half={p99_ms:.2f} "
           f"journal_on_vs_off={journal_ratio:.2f} recovery_s={durability['recovery_s']:.2f} "
-          f"snapshot_fork_ms={durability['fork_ms_max']:.1f}")
+          f"snapshot_spawn_ms={durability['spawn_ms_max']:.1f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from inventory.v1 import availability_pb2 as pb
 from engine.config import DurabilityConfig
 from engine.embedded_redis import start_embedded_redis
 from engine.journal_store import JournalStore, connect
-from engine.model import MovementCode, Unavailable
+from engine.model import GetAvailability, ItemRef, MovementCode, Unavailable
 from engine.partition_actor import PartitionActor, start_partitions
 from gateway.client import AvailabilityClient
 from gateway.partitions import RayPartitions
@@ -139,3 +139,35 @@ def test_journal_of_n_partitions_is_not_served_by_another_count(actors):
     durability = DurabilityConfig(redis_url=REDIS_URL, key_prefix=namespace)
     with pytest.raises(RuntimeError, match="written by 2 partitions"):
         start_partitions(3, f"{namespace}-other", durability)
+
+
+async def test_actor_snapshots_by_compactor_trims_its_journal_and_recovers_from_it(actors):
+    """An actor past its snapshot threshold has a compactor store a snapshot and trim the
+    journal behind it; killed, it comes back from snapshot plus journal, state intact."""
+    namespace, (handle,) = actors(1, journal=True, snapshot_every_commands=50)
+    sku = sku_on(0, 1, "compacted")
+    partitions = RayPartitions([handle])
+    await partitions.apply(0, [receipt(sku, 1_000)])
+    for _ in range(12):
+        await partitions.apply(0, [hold(sku, 1) for _ in range(10)])
+    store = JournalStore(connect(REDIS_URL), 0, namespace)
+
+    async def compacted():
+        status = await handle.ready.remote()
+        return status["snapshots_taken"] >= 1 and status
+
+    first = await wait_until(compacted, RESTARTED_WITHIN_S, "a snapshot was taken")
+    assert store.snapshot_seq() >= 50
+    assert store.journal_length() < 121  # trimmed behind the snapshot
+    os.kill(first["pid"], signal.SIGKILL)
+
+    async def recovered():
+        status = await handle.ready.remote()
+        return status["pid"] != first["pid"] and status
+
+    status = await wait_until(recovered, RESTARTED_WITHIN_S, "the actor restarted",
+                              ignoring=(ray.exceptions.RayActorError,
+                                        ray.exceptions.ActorUnavailableError))
+    assert status["seq"] == first["seq"] == 121
+    [item] = (await partitions.apply(0, [GetAvailability((ItemRef(sku, LOC),))]))[0].items
+    assert (item.on_hand, item.reserved) == (1_000, 120)
