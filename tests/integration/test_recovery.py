@@ -16,14 +16,7 @@ from engine.model import Movement, MovementType
 from loadtest.bench_durability import build_partition
 from tests.integration.conftest import REDIS_URL
 from tests.unit.test_journal import CONFIG, LOCATIONS, SKUS, T0, commands
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = T0
-
-    def __call__(self) -> int:
-        return self.now_ms
+from tests.unit.waiting import Clock
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def test_snapshot_plus_journal_in_redis_rebuilds_the_live_partition(data):
     from Redis is the live one, byte for byte."""
     name = f"recovery-prop-{uuid.uuid4().hex[:12]}"
     try:
-        clock = Clock()
+        clock = Clock(T0)
         live = durable(name, clock, every=data.draw(st.integers(1, 30)))
         live.recover()
         live.apply([Movement(f"seed-{sku}-{location}", "wms", MovementType.RECEIPT, sku,

@@ -4,8 +4,7 @@ journal, rebuilds itself when Redis returns, stays fenced for good, and recovers
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
@@ -31,11 +30,10 @@ from engine.model import (
 from engine.partition_state import PartitionState
 from tests.unit.partition_helpers import observable, reserve
 from tests.unit.test_journal import CONFIG, LOCATIONS, SKUS, T0, commands
+from tests.unit.waiting import WAIT_S, Clock, wait_until
 
 SKU, LOC = SKUS[0], LOCATIONS[0]
 READ = GetAvailability((ItemRef(SKU, LOC),))
-# Deadline for anything a background thread (journal writer, rebuild) has to do.
-WAIT_S = 5.0
 # How long a test watches for something that must not happen.
 NOT_HAPPENING_S = 0.2
 
@@ -154,14 +152,6 @@ class FakeStore:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = T0
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 @pytest.fixture
 def fast_retry(monkeypatch):
     """A partition cut off from Redis tries again every 10 ms instead of every 0.5 s."""
@@ -199,23 +189,13 @@ def reserved(partition: DurablePartition) -> int:
     return partition.host.state.quantities_of(SKU, LOC)["reserved"]
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
-    """Whether `condition` came true before the deadline (polled, never a bare sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
-
-
 # ---- journaled before answered, and recovered -----------------------------------------
 
 
 def test_apply_returns_only_once_the_journal_holds_the_change():
     """Each answer arrives with its entry in the journal; a partition recovered from it has
     the same state, and a retried key answers the original reservation id."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     live = recovered(fake, clock)
     [received] = live.apply([receipt(10)])
     assert received.code is MovementCode.APPLIED
@@ -237,7 +217,7 @@ def test_apply_returns_only_once_the_journal_holds_the_change():
 def test_pipelined_batch_is_applied_while_the_previous_write_is_in_flight():
     """Batch 2 is applied (numbered after batch 1) while batch 1's write is blocked, but no
     answer, not even a later read, returns before that write completes."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     partition = recovered(fake, clock)
     partition.apply([receipt(10)])
     fake.gate = threading.Event()
@@ -267,7 +247,7 @@ def test_pipelined_batch_is_applied_while_the_previous_write_is_in_flight():
 def test_redis_gone_refuses_changes_answers_reads_and_rebuilds_when_back(fast_retry):
     """With Redis gone a change is Unavailable, later ones are refused unapplied while reads
     answer from memory; once Redis is back the partition rebuilds from the journal alone."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     partition = recovered(fake, clock)
     partition.apply([receipt(10)])
     partition.apply([hold("cart-1", 3)])
@@ -298,7 +278,7 @@ def test_redis_gone_refuses_changes_answers_reads_and_rebuilds_when_back(fast_re
 def test_change_whose_reply_was_lost_is_found_by_its_retry(fast_retry):
     """A write that reached Redis just before it went is answered Unavailable; the rebuilt
     partition holds it, and a retry with the same key gets the original answer."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     partition = recovered(fake, clock)
     partition.apply([receipt(10)])
     fake.goes_after_next_write = True
@@ -318,7 +298,7 @@ def test_snapshot_begun_before_a_failed_write_can_never_be_stored_after_the_rebu
     """A snapshot child forked while a write was in flight holds that write's change; once
     the write failed and the partition rebuilt, other changes take its sequence numbers, so
     the child's old epoch is fenced and its stale state never becomes the snapshot."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     partition = recovered(fake, clock)
     fake.gone = True
     [refused] = partition.apply([receipt(10)])  # seq 1 in memory, never journaled
@@ -341,7 +321,7 @@ def test_snapshot_begun_before_a_failed_write_can_never_be_stored_after_the_rebu
 def test_fenced_partition_refuses_for_good_and_its_successor_has_its_state(fast_retry):
     """Once a newer partition claims the store, the older one's change is Unavailable and
     never journaled, it answers nothing from then on, and the newer one has its state."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     old = recovered(fake, clock)
     old.apply([receipt(10)])
     old.apply([hold("cart-1", 3)])
@@ -371,7 +351,7 @@ def test_fenced_partition_refuses_for_good_and_its_successor_has_its_state(fast_
 def test_tick_snapshots_after_n_commands_and_recovery_from_it_equals_the_live_state():
     """A tick after snapshot_every_commands commands stores a snapshot (trimming the journal);
     snapshot plus the entries after it recover the live state."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     live = recovered(fake, clock, every=3)
     live.apply([receipt(10)])
     live.apply([hold("cart-1", 2)])
@@ -390,7 +370,7 @@ def test_tick_snapshots_after_n_commands_and_recovery_from_it_equals_the_live_st
 
 def test_no_snapshot_is_due_when_nothing_changed():
     """Past the snapshot interval a tick stores a new snapshot only if a command came in."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     live = recovered(fake, clock, every=2, interval_s=10)
     live.apply([receipt(10)])
     live.apply([receipt(5, "receipt-2")])  # movements only: no hold falls due meanwhile
@@ -409,7 +389,7 @@ def test_no_snapshot_is_due_when_nothing_changed():
 def test_tick_expires_due_holds_and_journals_the_expiry():
     """A tick past a hold's TTL expires it, the expiry is journaled, and it stays expired in
     a recovered partition."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     live = recovered(fake, clock)
     live.apply([receipt(10)])
     live.apply([hold("cart-1", 3)])  # CONFIG's default TTL: 30 s
@@ -436,7 +416,7 @@ def test_tick_expires_due_holds_and_journals_the_expiry():
 def test_partition_recovered_from_snapshot_and_journal_equals_the_live_one(data):
     """Random batches journaled, ticks (sweeps, snapshots) at random points: a partition
     recovered from the store is the live one, observably and byte for byte."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     live = recovered(fake, clock, every=data.draw(st.integers(1, 20)))
     live.apply([Movement(f"seed-{sku}-{location}", "wms", MovementType.RECEIPT, sku, location,
                          5) for sku in SKUS for location in LOCATIONS])
@@ -458,7 +438,7 @@ def test_partition_recovered_from_snapshot_and_journal_equals_the_live_one(data)
 
 def test_read_only_batch_takes_no_sequence_number_and_writes_nothing():
     """A batch of reads is answered without a journal entry."""
-    fake, clock = FakeRedis(), Clock()
+    fake, clock = FakeRedis(), Clock(T0)
     partition = recovered(fake, clock)
     partition.apply([receipt(10)])
     [read] = partition.apply([READ])

@@ -4,15 +4,13 @@ after a failed write fails everything queued and refuses more until reopened."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 import pytest
 import redis
 
 from engine.journal_writer import JournalDown, JournalWriter
-
-WAIT_S = 5.0
+from tests.unit.waiting import WAIT_S, wait_until
 
 
 class GatedAppend:
@@ -35,16 +33,6 @@ class GatedAppend:
 
 def entry(seq: int) -> tuple[int, bytes]:
     return seq, f"entry-{seq}".encode()
-
-
-def wait_until(condition, timeout_s: float = WAIT_S) -> bool:
-    """Whether `condition` came true before the deadline (polled, never a bare sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 def test_entries_queued_during_a_write_go_together_in_the_next_append():

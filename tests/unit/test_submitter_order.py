@@ -7,20 +7,10 @@ import threading
 import time
 
 from engine.submitter_order import SubmitterOrder
+from tests.unit.waiting import WAIT_S, wait_until
 
-WAIT_S = 5.0
 # How long a test watches for something that must not happen.
 NOT_HAPPENING_S = 0.2
-
-
-def wait_until(condition, timeout_s: float = WAIT_S) -> bool:
-    """Whether `condition` came true before the deadline (polled, never a bare sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 def enter_in_threads(order: SubmitterOrder, submitter: str, numbers: list[int],
