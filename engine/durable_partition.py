@@ -27,12 +27,10 @@ FENCED = "fenced: a newer actor owns this partition"
 class Applied:
     """A batch applied in memory; `results` waits until its journal entry is written."""
 
-    __slots__ = ("_commands", "_results", "_ticket", "_timeout_s")
+    __slots__ = ("_results", "_ticket", "_timeout_s")
 
-    def __init__(self, commands: Sequence[Command], results: list, ticket: Ticket,
-                 timeout_s: float) -> None:
-        self._commands, self._results = commands, results
-        self._ticket, self._timeout_s = ticket, timeout_s
+    def __init__(self, results: list, ticket: Ticket, timeout_s: float) -> None:
+        self._results, self._ticket, self._timeout_s = results, ticket, timeout_s
 
     def results(self) -> list[Result | Unavailable]:
         """One result per command; changes whose entry was not written are Unavailable."""
@@ -110,13 +108,16 @@ class DurablePartition:
     def start(self, commands: Sequence[Command]) -> Applied:
         """Apply `commands` in memory now; the journal write may still be in flight."""
         with self._lock:
-            if self._down is not None or (self._writer and self._writer.failed):
-                # (The writer may have failed a moment before it told us.)
-                return Applied(commands, self._apply_reads_only(commands), WRITTEN, 0)
+            if self._refusing():
+                return Applied(self._apply_reads_only(commands), WRITTEN, 0)
             results = self.host.apply(commands)
             # Reads wait too: an answer never shows a change that is not yet durable.
             ticket = self._writer.last_ticket if self._writer else WRITTEN
-        return Applied(commands, results, ticket, self.durability.write_timeout_s)
+        return Applied(results, ticket, self.durability.write_timeout_s)
+
+    def _refusing(self) -> bool:
+        # The writer may have failed a moment before it told us (_journal_failed).
+        return self._down is not None or bool(self._writer and self._writer.failed)
 
     def apply(self, commands: Sequence[Command]) -> list[Result | Unavailable]:
         """Apply and wait until journaled: one result (or Unavailable) per command."""
@@ -143,7 +144,7 @@ class DurablePartition:
     def tick(self) -> None:
         """Expire due holds and take a snapshot when one is due; neither while down."""
         with self._lock:
-            if self._down is not None:
+            if self._refusing():
                 return
             self.host.sweep()
             if self._store is None:
