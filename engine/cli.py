@@ -6,10 +6,12 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from engine import demo
 from engine.config import DurabilityConfig, GatewayConfig, LaneLimits
-from engine.embedded_redis import DATA_DIR, DEMO_DATA_DIR
+from engine.embedded_redis import DATA_DIR, DEMO_DATA_DIR, SOCKET_NAME
+from engine.mappings import MappingError, Mappings
 
 
 def _env(name: str, default):
@@ -37,6 +39,13 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                         default=_env("CART_TENTATIVE_TTL_S", GatewayConfig.cart_tentative_ttl_s),
                         help="how long a cart spanning partitions is held before it is "
                              f"confirmed (default {GatewayConfig.cart_tentative_ttl_s})")
+    _add_mappings_option(parser)
+
+
+def _add_mappings_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mappings", default=_env("MAPPINGS", None),
+                        help="folder of source mapping files (<source>.toml): SKU aliases, "
+                             "location codes, units, status codes")
 
 
 def _add_durability_options(parser: argparse.ArgumentParser, data_dir: str = DATA_DIR) -> None:
@@ -96,6 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     _add_serving_options(gateway_parser)
     gateway_parser.add_argument("--ray-address", required=True,
                                 help="the Ray cluster the partitions run in")
+    serve_parser.add_argument("--ingest-workers", type=int, default=_env("INGEST_WORKERS", 1),
+                              help="workers on the availability:events stream (default 1; "
+                                   "0 for none)")
+    ingest_parser = commands.add_parser(
+        "ingest", help="ingest workers on availability:events, for partitions a `serve` started")
+    ingest_parser.add_argument("--ray-address", required=True,
+                               help="the Ray cluster the partitions run in")
+    ingest_parser.add_argument("--ray-namespace", default=_env("RAY_NAMESPACE", "availability"))
+    ingest_parser.add_argument("--partitions", type=int, default=_env("PARTITIONS", 4))
+    ingest_parser.add_argument("--redis-url", default=_env("REDIS_URL", None),
+                               help="the Redis of the events stream (default: serve's embedded "
+                                    "one in --data-dir)")
+    ingest_parser.add_argument("--data-dir", default=_env("DATA_DIR", DATA_DIR))
+    ingest_parser.add_argument("--workers", type=int, default=_env("INGEST_WORKERS", 1))
+    _add_mappings_option(ingest_parser)
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.skus < 2 or args.partitions < 1:
@@ -107,16 +131,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from gateway.serve import ServeOptions, serve, serve_gateway
+    from gateway.serve import ServeOptions, serve, serve_gateway, serve_ingest
 
+    _check_mappings(parser, args.mappings)
+    if args.command == "ingest":
+        if args.partitions < 1 or args.workers < 1:
+            parser.error("--partitions and --workers must be at least 1")
+        _log_to_stderr()
+        url = args.redis_url or f"unix://{Path(args.data_dir).resolve() / SOCKET_NAME}"
+        serve_ingest(ServeOptions(partitions=args.partitions, ray_address=args.ray_address,
+                                  ray_namespace=args.ray_namespace, mappings_dir=args.mappings,
+                                  ingest_workers=args.workers), url)
+        return 0
     if min(args.partitions, getattr(args, "gateways", 1), args.queue_commands_max,
-           args.cart_tentative_ttl_s) < 1:
+           args.cart_tentative_ttl_s) < 1 or getattr(args, "ingest_workers", 0) < 0:
         parser.error("--partitions, --gateways, --queue-commands-max and "
-                     "--cart-tentative-ttl-s must be at least 1")
+                     "--cart-tentative-ttl-s must be at least 1, --ingest-workers at least 0")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr()
     config = GatewayConfig(
         lanes=LaneLimits(queue_commands_max=args.queue_commands_max),
         cart_tentative_ttl_s=args.cart_tentative_ttl_s,
@@ -125,10 +158,26 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     options = ServeOptions(host=args.host, port=args.port, partitions=args.partitions,
                            gateways=getattr(args, "gateways", 1), ray_address=args.ray_address,
                            ray_namespace=args.ray_namespace, config=config,
+                           mappings_dir=args.mappings,
                            **({"durability": _durability(parser, args, args.ray_namespace),
-                               "data_dir": args.data_dir} if args.command == "serve" else {}))
+                               "data_dir": args.data_dir, "ingest_workers": args.ingest_workers}
+                              if args.command == "serve" else {}))
     (serve if args.command == "serve" else serve_gateway)(options)
     return 0
+
+
+def _check_mappings(parser: argparse.ArgumentParser, folder: str | None) -> None:
+    """Refuse broken mapping files now, naming the file, table and key."""
+    if folder:
+        try:
+            Mappings.load(folder)
+        except MappingError as error:
+            parser.error(f"--mappings: {error}")
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 if __name__ == "__main__":

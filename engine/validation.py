@@ -72,9 +72,16 @@ def validate_movements(
     movements: Sequence[Movement], limits: RequestLimits = DEFAULT_LIMITS
 ) -> None:
     """Raise the first broken rule of an ApplyMovements request."""
-    _count("movements", movements, limits.movements_per_request_max)
+    validate_movement_count(movements, limits)
     for i, movement in enumerate(movements):
         _movement(f"movements[{i}].", movement, limits)
+
+
+def validate_movement_count(
+    movements: Sequence[object], limits: RequestLimits = DEFAULT_LIMITS
+) -> None:
+    """Raise unless a request has 1 to the limit of movements: checked before any is normalized."""
+    _count("movements", movements, limits.movements_per_request_max)
 
 
 def validate_get_availability(

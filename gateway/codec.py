@@ -22,6 +22,7 @@ from engine.model import (
     ReserveLine,
     ReserveResult,
 )
+from engine.normalize import RawMovement
 
 # The core's enums carry the wire numbers, so results convert without a table; only the
 # inbound movement type needs one, to keep an unknown number for validation to name.
@@ -73,8 +74,14 @@ def release_command(request: pb.ReleaseRequest) -> Release:
     )
 
 
-def movement_command(message: pb.Movement) -> Movement:
-    """A Movement; an unknown wire type (0 included) stays a bare int for validation to refuse."""
+def movement_command(message: pb.Movement) -> Movement | RawMovement:
+    """A Movement; an unknown wire type (0 included) stays a bare int for validation to refuse.
+
+    A movement in a unit of measure or with a status code is a RawMovement, which the
+    source's mapping normalizes; the others skip that work.
+    """
+    if message.unit_of_measure or message.status:
+        return raw_movement(message)
     kind = message.type
     return Movement(
         event_id=message.event_id,
@@ -93,8 +100,30 @@ def movement_command(message: pb.Movement) -> Movement:
     )
 
 
-def movement_commands(request: pb.ApplyMovementsRequest) -> list[Movement]:
-    """One Movement per wire movement, in request order."""
+def raw_movement(message: pb.Movement) -> RawMovement:
+    """Every field of a wire Movement, unit_of_measure and status included, for normalize."""
+    kind = message.type
+    return RawMovement(
+        event_id=message.event_id,
+        source=message.source,
+        type=_MOVEMENT_TYPES.get(kind, kind),
+        sku=message.sku,
+        location=message.location,
+        quantity=message.quantity,
+        occurred_at_unix_ms=message.occurred_at_unix_ms,
+        reason=message.reason,
+        order_ref=message.order_ref,
+        reservation_id=message.reservation_id,
+        source_sequence=message.source_sequence,
+        correlation_id=message.correlation_id,
+        destination_location=message.destination_location,
+        unit_of_measure=message.unit_of_measure,
+        status=message.status,
+    )
+
+
+def movement_commands(request: pb.ApplyMovementsRequest) -> list[Movement | RawMovement]:
+    """One Movement (or RawMovement, see movement_command) per wire movement, in order."""
     return [movement_command(message) for message in request.movements]
 
 

@@ -11,6 +11,7 @@ import msgpack
 
 from engine.config import GatewayConfig
 from engine.ids import ReservationIdSource, partitions_of_reservation
+from engine.mappings import Mappings
 from engine.model import (
     AvailabilityResult,
     Command,
@@ -25,11 +26,13 @@ from engine.model import (
     ReserveResult,
     Result,
 )
+from engine.normalize import RawMovement, normalize_movements
 from engine.partition_host import wall_clock_ms
 from engine.routing import partition_of
 from engine.validation import (
     validate_commit,
     validate_get_availability,
+    validate_movement_count,
     validate_movements,
     validate_release,
     validate_reserve,
@@ -55,15 +58,19 @@ def cart_id(command: Reserve, partitions: Sequence[int]) -> str:
 class Router:
     """The gateway's logic without gRPC: core commands in, core results out.
 
-    Refusals arrive as results (their `outcome`) or as exceptions: ValidationError,
-    LaneOverloaded, DeadlineExpired, PartitionUnavailable and CartAborted. A `deadline`
-    is on `time.monotonic()`'s clock; a command still queued at it is never sent.
+    Refusals arrive as results (their `outcome`) or as exceptions: ValidationError
+    (NormalizationError included), LaneOverloaded, DeadlineExpired, PartitionUnavailable
+    and CartAborted. A `deadline` is on `time.monotonic()`'s clock; a command still queued
+    at it is never sent. Movements are normalized under `mappings` (None: pass-through).
     """
 
     def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
                  ids: ReservationIdSource | None = None,
-                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+                 clock_ms: Callable[[], int] = wall_clock_ms,
+                 mappings: Mappings | None = None) -> None:
         self.config = config or GatewayConfig()
+        # No mapping files: every source passes through unchanged.
+        self.mappings = mappings if mappings is not None else Mappings()
         self.partitions = partitions
         self._ids = ids or ReservationIdSource()
         self._clock_ms = clock_ms
@@ -163,10 +170,17 @@ class Router:
                 items[index] = item
         return AvailabilityResult(Outcome.OK, tuple(items))
 
-    async def apply_movements(self, movements: Sequence[Movement],
+    async def apply_movements(self, movements: Sequence[Movement | RawMovement],
                               deadline: float | None = None) -> list[MovementResult]:
-        """Every movement's result in request order; each goes to its SKU's partition."""
-        validate_movements(movements, self.config.requests)
+        """Every movement's result in request order; each goes to its SKU's partition.
+
+        Each is first normalized under its source's mapping, so a canonical SKU picks the
+        partition; a movement that cannot be normalized or validated refuses the request.
+        """
+        limits = self.config.requests
+        validate_movement_count(movements, limits)  # bound the work before normalizing
+        movements = normalize_movements(movements, self.mappings)
+        validate_movements(movements, limits)
         count = self.partitions.count
         return list(await asyncio.gather(*(
             self._submit_later(partition_of(movement.sku, count), movement, deadline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -13,10 +14,15 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
 from engine.config import DurabilityConfig, GatewayConfig
 from engine.embedded_redis import DATA_DIR, redis_for
+from engine.mappings import Mappings
 from engine.partition_actor import NAMESPACE, find_partitions, start_partitions
+from gateway.ingest import IngestWorker
 from gateway.partitions import RayPartitions
+from gateway.router import Router
 from gateway.server import Gateway, host_port
 
 # The line that says a gateway is serving; tests and extra gateways wait for it.
@@ -38,6 +44,10 @@ class ServeOptions:
     # Without a redis_url, serve starts the embedded Redis in data_dir.
     durability: DurabilityConfig = field(default_factory=DurabilityConfig)
     data_dir: str = DATA_DIR
+    # Source mapping files (`<source>.toml`), for ApplyMovements and ingest alike.
+    mappings_dir: str | None = None
+    # Ingest workers on the events stream in serve's own gateway process (0: none).
+    ingest_workers: int = 1
 
 
 def serve(options: ServeOptions) -> None:
@@ -51,9 +61,25 @@ def serve(options: ServeOptions) -> None:
         try:
             handles = start_partitions(options.partitions, options.ray_namespace,
                                        durability=durability)
-            asyncio.run(_serve_gateways(options, RayPartitions(handles)))
+            asyncio.run(_run_gateway(options, RayPartitions(handles),
+                                     extra_gateways=options.gateways - 1,
+                                     events_url=durability.redis_url))
         finally:
             ray.shutdown()
+
+
+def serve_ingest(options: ServeOptions, redis_url: str) -> None:
+    """`availability ingest`: workers on the events stream, in front of running partitions."""
+    import ray
+
+    ray.init(address=options.ray_address, namespace=options.ray_namespace,
+             log_to_driver=False, configure_logging=False)
+    try:
+        handles = find_partitions(options.partitions, options.ray_namespace)
+        router = Router(RayPartitions(handles), options.config, _mappings(options))
+        asyncio.run(_until_signalled(lambda stop: _ingest(router, options, redis_url, stop)))
+    finally:
+        ray.shutdown()
 
 
 def refuse_taken_port(host: str, port: int) -> None:
@@ -87,19 +113,16 @@ def serve_gateway(options: ServeOptions) -> None:
         ray.shutdown()
 
 
-async def _serve_gateways(options: ServeOptions, partitions: RayPartitions) -> None:
-    await _run_gateway(options, partitions, extra_gateways=options.gateways - 1)
-
-
 async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
-                       extra_gateways: int | None) -> None:
-    gateway = Gateway(partitions, options.config)
+                       extra_gateways: int | None, events_url: str | None = None) -> None:
+    gateway = Gateway(partitions, options.config, _mappings(options))
     port = await gateway.start(options.host, options.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     children: list[subprocess.Popen] = []
+    ingesting = None
     try:
         await asyncio.wait_for(gateway.serving.wait(), READY_TIMEOUT_S)
         if extra_gateways:
@@ -113,9 +136,14 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
         print(f"availability: serving inventory.v1.AvailabilityService "
               f"({options.partitions} partitions, {gateways} gateway"
               f"{'s' if gateways > 1 else ''}) on {host_port(options.host, port)}", flush=True)
+        if events_url and options.ingest_workers:
+            ingesting = asyncio.create_task(_ingest(gateway.router, options, events_url, stop))
         await stop.wait()
         log.info("draining: no new calls, finishing those in flight")
     finally:
+        stop.set()
+        if ingesting is not None:
+            await ingesting  # workers finish the batch in hand, then stop reading
         for child in children:
             child.send_signal(signal.SIGTERM)
         await gateway.stop(DRAIN_GRACE_S)
@@ -132,7 +160,8 @@ def _spawn_gateway(options: ServeOptions, ray_address: str, port: int) -> subpro
                "--ray-namespace", options.ray_namespace, "--partitions",
                str(options.partitions), "--host", options.host, "--port", str(port),
                "--queue-commands-max", str(options.config.lanes.queue_commands_max),
-               "--cart-tentative-ttl-s", str(options.config.cart_tentative_ttl_s)]
+               "--cart-tentative-ttl-s", str(options.config.cart_tentative_ttl_s),
+               *(["--mappings", options.mappings_dir] if options.mappings_dir else [])]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
 
 
@@ -146,3 +175,38 @@ def _wait_listening(child: subprocess.Popen) -> None:
             return
         sys.stdout.write(line)
     raise RuntimeError(f"gateway process {child.pid} exited with {child.wait()} before serving")
+
+
+def _mappings(options: ServeOptions) -> Mappings | None:
+    return Mappings.load(options.mappings_dir) if options.mappings_dir else None
+
+
+async def _ingest(router: Router, options: ServeOptions, redis_url: str,
+                  stop: asyncio.Event) -> None:
+    """Run `options.ingest_workers` workers until `stop`; one that fails is restarted."""
+    client = aioredis.from_url(redis_url)
+    mappings = _mappings(options)
+    try:
+        await asyncio.gather(*(_keep_working(IngestWorker(client, router, mappings), stop)
+                               for _ in range(max(options.ingest_workers, 1))))
+    finally:
+        await client.aclose()
+
+
+async def _keep_working(worker: IngestWorker, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await worker.run(stop)
+        except Exception:  # Redis away, most often: the journal refuses meanwhile too
+            log.exception("ingest worker %s failed; restarting it in 1 s", worker.name)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _until_signalled(work) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print("availability: ingesting", flush=True)
+    await work(stop)

@@ -14,6 +14,7 @@ from inventory.v1 import availability_pb2 as pb
 from inventory.v1 import availability_pb2_grpc as pb_grpc
 
 from engine.config import GatewayConfig
+from engine.mappings import Mappings
 from gateway.partitions import Partitions
 from gateway.router import Router
 from gateway.servicer import AvailabilityServicer
@@ -42,8 +43,10 @@ def host_port(host: str, port: int) -> str:
 class Gateway:
     """One gRPC server in front of every partition; several may share a port."""
 
-    def __init__(self, partitions: Partitions, config: GatewayConfig | None = None) -> None:
-        self.router = Router(partitions, config)
+    def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
+                 mappings: Mappings | None = None) -> None:
+        # mappings None: no mapping files, so every source's movements pass through.
+        self.router = Router(partitions, config, mappings=mappings)
         self.health = health_aio.HealthServicer()
         self.server = grpc.aio.server(
             options=SERVER_OPTIONS,

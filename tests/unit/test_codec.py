@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from inventory.v1 import availability_pb2 as pb
 
 from engine.model import (
@@ -28,6 +29,7 @@ from engine.model import (
     ReserveLine,
     ReserveResult,
 )
+from engine.normalize import RawMovement
 from engine.partition_state import PartitionState
 from engine.reserve_batch import ReserveRun
 from engine.validation import (
@@ -88,10 +90,10 @@ def full_movement(**fields) -> pb.Movement:
     return pb.Movement(**(base | fields))
 
 
-def assert_fully_populated(message) -> None:
+def assert_fully_populated(message, *unset: str) -> None:
     """Fail when a builder leaves a wire field at its default, so a dropped field would hide."""
     present = {field.name for field, _ in message.ListFields()}
-    assert present == set(message.DESCRIPTOR.fields_by_name)
+    assert present == set(message.DESCRIPTOR.fields_by_name) - set(unset)
 
 
 def new_state(**on_hand: int) -> PartitionState:
@@ -140,7 +142,7 @@ def test_enums_every_wire_value_but_unspecified_has_an_engine_member(
         (pb.ReserveLine, ReserveLine),
         (pb.CommitRequest, Commit),
         (pb.ReleaseRequest, Release),
-        (pb.Movement, Movement),
+        (pb.Movement, RawMovement),  # a core Movement has no unit_of_measure or status
         (pb.GetAvailabilityRequest, GetAvailability),
         (pb.ItemRef, ItemRef),
     ],
@@ -149,6 +151,11 @@ def test_enums_every_wire_value_but_unspecified_has_an_engine_member(
 def test_commands_have_a_field_for_every_wire_field(wire, command):
     """A wire field added to a request without a command field would be silently dropped."""
     assert set(wire.DESCRIPTOR.fields_by_name) <= set(command._fields)
+
+
+def test_raw_movement_is_a_movement_plus_unit_and_status():
+    """RawMovement starts with Movement's fields in order, so either converts positionally."""
+    assert RawMovement._fields == (*Movement._fields, "unit_of_measure", "status")
 
 
 def test_reserve_command_keeps_every_field():
@@ -192,9 +199,9 @@ def test_release_command_keeps_every_field():
 
 
 def test_movement_command_keeps_every_field():
-    """A fully populated wire Movement becomes the same Movement with a MovementType."""
+    """A wire Movement in each, without a status, becomes the same core Movement."""
     message = full_movement()
-    assert_fully_populated(message)
+    assert_fully_populated(message, "unit_of_measure", "status")
     command = codec.movement_command(message)
     assert command == Movement(
         event_id="ev-1",
@@ -213,6 +220,42 @@ def test_movement_command_keeps_every_field():
     )
     assert command.type is MovementType.TRANSFER_OUT
     validate_movements([command])
+
+
+def test_movement_command_with_unit_and_status_keeps_every_field_as_raw_movement():
+    """A fully populated wire Movement becomes a RawMovement carrying its unit and status."""
+    message = full_movement(unit_of_measure="CS", status="IN_TRANSIT")
+    assert_fully_populated(message)
+    command = codec.movement_command(message)
+    assert type(command) is RawMovement
+    assert command == RawMovement(
+        "ev-1", "wms", MovementType.TRANSFER_OUT, "SKU-1", "WH-1", 3, NOW - 5, "rebalance",
+        "order-4", "r0-abc", 2**64 - 1, "trace-2", "WH-2", "CS", "IN_TRANSIT")
+    assert command.type is MovementType.TRANSFER_OUT
+
+
+@pytest.mark.parametrize(("unit", "status"), [("CS", ""), ("", "BLOCKED")])
+def test_movement_command_with_either_new_field_is_a_raw_movement(unit, status):
+    """A unit of measure alone, or a status alone, is enough to need normalizing."""
+    command = codec.movement_command(full_movement(unit_of_measure=unit, status=status))
+    assert type(command) is RawMovement
+    assert (command.unit_of_measure, command.status) == (unit, status)
+
+
+@pytest.mark.parametrize("encoding", ["binary", "json"])
+def test_movement_unit_and_status_survive_serialization_round_trip(encoding):
+    """Both new fields cross the binary and the JSON mapping (stream entries) unchanged."""
+    message = full_movement(type=pb.MOVEMENT_TYPE_UNSPECIFIED, unit_of_measure="CS",
+                            status="UNRESTRICTED")
+    if encoding == "binary":
+        again = pb.Movement.FromString(message.SerializeToString())
+    else:
+        text = json_format.MessageToJson(message)
+        assert '"unitOfMeasure": "CS"' in text and '"status": "UNRESTRICTED"' in text
+        again = json_format.Parse(text, pb.Movement())
+    assert again == message
+    command = codec.movement_command(again)
+    assert (command.type, command.unit_of_measure, command.status) == (0, "CS", "UNRESTRICTED")
 
 
 def test_movement_command_keeps_a_negative_adjustment():

@@ -56,6 +56,12 @@ PINNED_ENUMS = {
 }
 
 
+# Fields added after the contract was pinned: message -> {name: number}, never renumbered.
+ADDED_FIELDS = {
+    "Movement": {"unit_of_measure": 14, "status": 15},
+}
+
+
 def _load_generator():
     """Import protos/generate.py, which is a script rather than part of a package."""
     spec = importlib.util.spec_from_file_location("_protos_generate", GENERATE_PY)
@@ -98,3 +104,11 @@ def test_enums_have_pinned_values():
         expected = [f"{prefix}_UNSPECIFIED"] + [f"{prefix}_{v}" for v in names.split()]
         by_number = {v.number: v.name for v in enums[enum].values}
         assert [by_number.get(n) for n in range(len(expected))] == expected, enum
+
+
+def test_added_fields_keep_their_numbers():
+    """Fields added to pinned messages keep the numbers clients were given."""
+    messages = availability_pb2.DESCRIPTOR.message_types_by_name
+    for message, numbers in ADDED_FIELDS.items():
+        fields = messages[message].fields_by_name
+        assert {name: fields[name].number for name in numbers} == numbers, message

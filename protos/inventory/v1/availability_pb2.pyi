@@ -227,7 +227,7 @@ class GetAvailabilityResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ItemAvailability, _Mapping]]] = ...) -> None: ...
 
 class Movement(_message.Message):
-    __slots__ = ("event_id", "source", "type", "sku", "location", "quantity", "occurred_at_unix_ms", "reason", "order_ref", "reservation_id", "source_sequence", "correlation_id", "destination_location")
+    __slots__ = ("event_id", "source", "type", "sku", "location", "quantity", "occurred_at_unix_ms", "reason", "order_ref", "reservation_id", "source_sequence", "correlation_id", "destination_location", "unit_of_measure", "status")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +241,8 @@ class Movement(_message.Message):
     SOURCE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_LOCATION_FIELD_NUMBER: _ClassVar[int]
+    UNIT_OF_MEASURE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     source: str
     type: MovementType
@@ -254,7 +256,9 @@ class Movement(_message.Message):
     source_sequence: int
     correlation_id: str
     destination_location: str
-    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., type: _Optional[_Union[MovementType, str]] = ..., sku: _Optional[str] = ..., location: _Optional[str] = ..., quantity: _Optional[int] = ..., occurred_at_unix_ms: _Optional[int] = ..., reason: _Optional[str] = ..., order_ref: _Optional[str] = ..., reservation_id: _Optional[str] = ..., source_sequence: _Optional[int] = ..., correlation_id: _Optional[str] = ..., destination_location: _Optional[str] = ...) -> None: ...
+    unit_of_measure: str
+    status: str
+    def __init__(self, event_id: _Optional[str] = ..., source: _Optional[str] = ..., type: _Optional[_Union[MovementType, str]] = ..., sku: _Optional[str] = ..., location: _Optional[str] = ..., quantity: _Optional[int] = ..., occurred_at_unix_ms: _Optional[int] = ..., reason: _Optional[str] = ..., order_ref: _Optional[str] = ..., reservation_id: _Optional[str] = ..., source_sequence: _Optional[int] = ..., correlation_id: _Optional[str] = ..., destination_location: _Optional[str] = ..., unit_of_measure: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
 
 class ApplyMovementsRequest(_message.Message):
     __slots__ = ("movements",)
