@@ -32,9 +32,13 @@ from engine.normalize import normalize
 from engine.routing import partition_of
 from engine.validation import ValidationError, validate_movements
 from gateway import codec
+from gateway.lanes import LaneOverloaded
 from gateway.router import Router
 
 SCHEMA_VERSION = b"1"
+# The fields a dead letter adds to the entry, and the one that lists which it added.
+_LETTER_FIELDS = (b"reason", b"entry_id", b"attempts", b"source")
+ADDED_FIELDS = b"added_fields"
 log = logging.getLogger(__name__)
 
 
@@ -164,7 +168,7 @@ class IngestWorker:
             else:
                 movements[entry_id] = movement
                 self.stats.saw_sequence(movement)
-        answers = await asyncio.gather(*(self._apply(m) for m in movements.values()),
+        answers = await asyncio.gather(*(self._submit(m) for m in movements.values()),
                                        return_exceptions=True)
         for entry_id, answer in zip(movements, answers, strict=True):
             if isinstance(answer, BaseException):  # a partition away, a lane full: later
@@ -195,9 +199,16 @@ class IngestWorker:
             raise EntryRefused(str(error).removeprefix("movements[0].")) from None
         return movement
 
-    async def _apply(self, movement: Movement) -> MovementResult:
-        partition = partition_of(movement.sku, self._router.partitions.count)
-        return await self._router.submit(partition, movement, None)
+    def _submit(self, movement: Movement) -> asyncio.Future[MovementResult]:
+        """Queue on the movement's lane now; a lane that refuses gives a failed future (no
+        task per movement: a batch holds a thousand)."""
+        try:
+            return self._router.submit(partition_of(movement.sku, self._router.partitions.count),
+                                       movement, None)
+        except LaneOverloaded as error:
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(error)
+            return refused
 
     async def _deliveries(self, entries: Sequence[tuple[bytes, dict]]) -> dict[bytes, int]:
         """How often each claimed entry has been delivered, from the group's pending list."""
@@ -213,10 +224,8 @@ class IngestWorker:
             return
         async with self._client.pipeline(transaction=True) as pipe:
             for entry_id, (fields, reason) in refused.items():
-                letter = {**fields, b"reason": reason.encode(), b"entry_id": entry_id,
-                          b"attempts": str(deliveries.get(entry_id, 1)).encode()}
-                letter.setdefault(b"source", _source_of(fields))
-                pipe.xadd(self.config.dead_letters, letter)
+                pipe.xadd(self.config.dead_letters,
+                          dead_letter(fields, entry_id, reason, deliveries.get(entry_id, 1)))
                 log.warning("dead letter %s: %s", entry_id.decode(), reason)
             pipe.xack(self.config.stream, self.config.group, *acknowledged, *refused)
             await pipe.execute()
@@ -230,6 +239,19 @@ async def ensure_group(client: aioredis.Redis, config: IngestConfig) -> None:
     except aioredis.ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
+
+
+def dead_letter(fields: dict[bytes, bytes], entry_id: bytes, reason: str,
+                attempts: int) -> dict[bytes, bytes]:
+    """The DLQ entry of a refused entry: its fields, a reason, its id, attempts and source."""
+    letter = {**fields, b"reason": reason.encode(), b"entry_id": entry_id,
+              b"attempts": str(attempts).encode()}
+    letter.setdefault(b"source", _source_of(fields))
+    # What the worker added, so a replay (gateway/dead_letters.py) can post the original
+    # entry again: `source` only when the entry did not carry one itself.
+    letter[ADDED_FIELDS] = b" ".join(name for name in _LETTER_FIELDS
+                                     if name != b"source" or b"source" not in fields)
+    return letter
 
 
 def _source_of(fields: dict[bytes, bytes]) -> bytes:
