@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest_parser.add_argument("--data-dir", default=_env("DATA_DIR", DATA_DIR))
     ingest_parser.add_argument("--workers", type=int, default=_env("INGEST_WORKERS", 1))
     _add_mappings_option(ingest_parser)
+    _add_dlq_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.skus < 2 or args.partitions < 1:
@@ -127,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         demo.run(args.skus, args.partitions, args.ray_address,
                  _durability(parser, args, key_prefix=""), args.data_dir)
         return 0
+    if args.command == "dlq":
+        return _dlq(parser, args)
     return _serve(parser, args)
 
 
@@ -138,7 +142,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.partitions < 1 or args.workers < 1:
             parser.error("--partitions and --workers must be at least 1")
         _log_to_stderr()
-        url = args.redis_url or f"unix://{Path(args.data_dir).resolve() / SOCKET_NAME}"
+        url = _events_redis_url(args)
         serve_ingest(ServeOptions(partitions=args.partitions, ray_address=args.ray_address,
                                   ray_namespace=args.ray_namespace, mappings_dir=args.mappings,
                                   ingest_workers=args.workers), url)
@@ -164,6 +168,89 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                               if args.command == "serve" else {}))
     (serve if args.command == "serve" else serve_gateway)(options)
     return 0
+
+
+def _add_dlq_parser(commands) -> None:
+    dlq_parser = commands.add_parser(
+        "dlq", help="inspect, replay or drop the dead letters of availability:events")
+    actions = dlq_parser.add_subparsers(dest="action", required=True)
+    list_parser = actions.add_parser("list", help="one line per letter, oldest first: id, "
+                                                  "source, attempts, reason")
+    list_parser.add_argument("--count", type=int, default=100,
+                             help="letters to list (default 100)")
+    show_parser = actions.add_parser("show", help="one letter, its movement decoded")
+    show_parser.add_argument("id")
+    replay_parser = actions.add_parser(
+        "replay", help="post letters back onto the events stream (after a mapping is fixed)")
+    replay_parser.add_argument("ids", nargs="*", metavar="ID")
+    replay_parser.add_argument("--all", action="store_true",
+                               help="every letter in the DLQ when the replay starts")
+    drop_parser = actions.add_parser("drop", help="delete letters for good")
+    drop_parser.add_argument("ids", nargs="+", metavar="ID")
+    for action in (list_parser, show_parser, replay_parser, drop_parser):
+        action.add_argument("--redis-url", default=_env("REDIS_URL", None),
+                            help="the Redis of the events stream (default: serve's embedded "
+                                 "one in --data-dir)")
+        action.add_argument("--data-dir", default=_env("DATA_DIR", DATA_DIR))
+        action.add_argument("--stream", default="availability:events",
+                            help="the events stream (default availability:events)")
+        action.add_argument("--dead-letters", default="availability:events:dlq",
+                            help="its dead letters (default availability:events:dlq)")
+        if action in (list_parser, show_parser):
+            action.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _dlq(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import redis
+
+    from gateway import dead_letters
+    from gateway.ingest import IngestConfig
+
+    if args.action == "replay" and bool(args.ids) == args.all:
+        parser.error("dlq replay: name letter ids or give --all, not both")
+    config = IngestConfig(stream=args.stream, dead_letters=args.dead_letters)
+    url = _events_redis_url(args)
+    try:
+        client = redis.Redis.from_url(url)
+    except ValueError as error:
+        parser.error(f"--redis-url: {error}")
+    try:
+        if args.action == "list":
+            letters = dead_letters.list_letters(client, config, args.count)
+            print(json.dumps(list(map(dead_letters.headline, letters))) if args.json
+                  else "\n".join(map(dead_letters.summary, letters)) or "no dead letters")
+        elif args.action == "show":
+            described = dead_letters.describe(dead_letters.show(client, config, args.id))
+            print(json.dumps(described, indent=2) if args.json
+                  else "\n".join(f"{key:<14} {_plain(value)}" for key, value in described.items()))
+        elif args.action == "replay":
+            replayed = dead_letters.replay(client, config,
+                                           dead_letters.ALL if args.all else args.ids)
+            for letter_id, event_id in replayed:
+                print(f"replayed {letter_id} as {event_id} on {config.stream}")
+            print(f"{len(replayed)} letter(s) replayed")
+        else:
+            print(f"{dead_letters.drop(client, config, args.ids)} letter(s) dropped")
+    except ValueError as error:
+        parser.error(f"dlq {args.action}: {error}")
+    except (dead_letters.UnknownLetter, dead_letters.BusyDeadLetters) as error:
+        print(f"availability dlq {args.action}: {error}", file=sys.stderr)
+        return 1
+    except redis.RedisError as error:
+        print(f"availability dlq {args.action}: Redis at {url}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
+def _plain(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _events_redis_url(args: argparse.Namespace) -> str:
+    """--redis-url, else the embedded Redis a `serve` runs in --data-dir."""
+    return args.redis_url or f"unix://{Path(args.data_dir).resolve() / SOCKET_NAME}"
 
 
 def _check_mappings(parser: argparse.ArgumentParser, folder: str | None) -> None:
