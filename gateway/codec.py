@@ -82,44 +82,22 @@ def movement_command(message: pb.Movement) -> Movement | RawMovement:
     """
     if message.unit_of_measure or message.status:
         return raw_movement(message)
-    kind = message.type
-    return Movement(
-        event_id=message.event_id,
-        source=message.source,
-        type=_MOVEMENT_TYPES.get(kind, kind),
-        sku=message.sku,
-        location=message.location,
-        quantity=message.quantity,
-        occurred_at_unix_ms=message.occurred_at_unix_ms,
-        reason=message.reason,
-        order_ref=message.order_ref,
-        reservation_id=message.reservation_id,
-        source_sequence=message.source_sequence,
-        correlation_id=message.correlation_id,
-        destination_location=message.destination_location,
-    )
+    return Movement._make(_movement_fields(message))
 
 
 def raw_movement(message: pb.Movement) -> RawMovement:
     """Every field of a wire Movement, unit_of_measure and status included, for normalize."""
+    return RawMovement._make((*_movement_fields(message), message.unit_of_measure,
+                              message.status))
+
+
+def _movement_fields(message: pb.Movement) -> tuple:
+    """The fields a core Movement has, in its order."""
     kind = message.type
-    return RawMovement(
-        event_id=message.event_id,
-        source=message.source,
-        type=_MOVEMENT_TYPES.get(kind, kind),
-        sku=message.sku,
-        location=message.location,
-        quantity=message.quantity,
-        occurred_at_unix_ms=message.occurred_at_unix_ms,
-        reason=message.reason,
-        order_ref=message.order_ref,
-        reservation_id=message.reservation_id,
-        source_sequence=message.source_sequence,
-        correlation_id=message.correlation_id,
-        destination_location=message.destination_location,
-        unit_of_measure=message.unit_of_measure,
-        status=message.status,
-    )
+    return (message.event_id, message.source, _MOVEMENT_TYPES.get(kind, kind), message.sku,
+            message.location, message.quantity, message.occurred_at_unix_ms, message.reason,
+            message.order_ref, message.reservation_id, message.source_sequence,
+            message.correlation_id, message.destination_location)
 
 
 def movement_commands(request: pb.ApplyMovementsRequest) -> list[Movement | RawMovement]:

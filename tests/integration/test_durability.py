@@ -22,7 +22,7 @@ from gateway.partitions import RayPartitions
 from tests.integration.conftest import REDIS_URL
 from tests.integration.durability import HoldLoad, audit
 from tests.integration.serving import LOC, sku_on, wait_until
-from tests.integration.test_partition_actors import hold, receipt
+from tests.integration.test_partition_actors import hold, receipt, restarted
 
 STOCK = 1_000_000
 RESTARTED_WITHIN_S = 60.0
@@ -51,13 +51,7 @@ async def test_actor_killed_9_under_load_keeps_every_acknowledged_hold_exactly_o
         first = await handles[0].ready.remote()
         os.kill(first["pid"], signal.SIGKILL)
 
-        async def recovered():
-            status = await handles[0].ready.remote()
-            return status["pid"] != first["pid"] and status
-
-        await wait_until(recovered, RESTARTED_WITHIN_S, "partition 0 restarted",
-                         ignoring=(ray.exceptions.RayActorError,
-                                   ray.exceptions.ActorUnavailableError))
+        await restarted(handles[0], first["pid"], RESTARTED_WITHIN_S)
         after = len(load.acknowledged)
         await load.wait_for(after + 300)
     finally:
@@ -161,13 +155,7 @@ async def test_actor_snapshots_by_compactor_trims_its_journal_and_recovers_from_
     assert store.journal_length() < 121  # trimmed behind the snapshot
     os.kill(first["pid"], signal.SIGKILL)
 
-    async def recovered():
-        status = await handle.ready.remote()
-        return status["pid"] != first["pid"] and status
-
-    status = await wait_until(recovered, RESTARTED_WITHIN_S, "the actor restarted",
-                              ignoring=(ray.exceptions.RayActorError,
-                                        ray.exceptions.ActorUnavailableError))
+    status = await restarted(handle, first["pid"], RESTARTED_WITHIN_S)
     assert status["seq"] == first["seq"] == 121
     [item] = (await partitions.apply(0, [GetAvailability((ItemRef(sku, LOC),))]))[0].items
     assert (item.on_hand, item.reserved) == (1_000, 120)

@@ -43,6 +43,18 @@ RESTARTED_WITHIN_S = 60.0
 SWEPT_WITHIN_MS = 1_000
 
 
+async def restarted(handle, old_pid: int, timeout_s: float) -> dict:
+    """The `ready` status of `handle` once Ray has restarted it in a process other than
+    `old_pid` and it has recovered."""
+    async def new_process():
+        status = await handle.ready.remote()
+        return status["pid"] != old_pid and status
+
+    return await wait_until(new_process, timeout_s, "the actor was restarted",
+                            ignoring=(ray.exceptions.RayActorError,
+                                      ray.exceptions.ActorUnavailableError))
+
+
 def receipt(sku: str, quantity: int) -> MovementCommand:
     return MovementCommand(unique("receipt"), "wms", MovementType.RECEIPT, sku, LOC, quantity)
 
@@ -132,13 +144,7 @@ async def test_partition_actor_killed_is_restarted_recovered_and_health_returns_
 
     ray.kill(handles[0], no_restart=False)
 
-    async def restarted() -> bool:
-        status = await handles[0].ready.remote()
-        return status["pid"] != first["pid"] and status
-
-    status = await wait_until(restarted, RESTARTED_WITHIN_S, "the killed actor was restarted",
-                              ignoring=(ray.exceptions.RayActorError,
-                                        ray.exceptions.ActorUnavailableError))
+    status = await restarted(handles[0], first["pid"], RESTARTED_WITHIN_S)
     assert (status["items"], status["seq"]) == (first["items"], first["seq"])
     assert status["epoch"] == first["epoch"] + 1
 
