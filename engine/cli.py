@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine import demo
+from engine import demo, erp_commands
 from engine.config import DurabilityConfig, GatewayConfig, LaneLimits
 from engine.embedded_redis import DATA_DIR, DEMO_DATA_DIR, SOCKET_NAME
 from engine.mappings import MappingError, Mappings
@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest_parser.add_argument("--workers", type=int, default=_env("INGEST_WORKERS", 1))
     _add_mappings_option(ingest_parser)
     _add_dlq_parser(commands)
+    _add_sim_parser(commands)
+    erp_commands.add_parsers(commands, _env)
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.skus < 2 or args.partitions < 1:
@@ -131,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "dlq":
         return _dlq(parser, args)
+    if args.command == "sim":
+        return _sim(parser, args)
+    if args.command in ("erp-sync", "reconcile"):
+        _log_to_stderr()
+        return erp_commands.run(parser, args, _events_redis_url(args))
     return _serve(parser, args)
 
 
@@ -168,6 +175,25 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                               if args.command == "serve" else {}))
     (serve if args.command == "serve" else serve_gateway)(options)
     return 0
+
+
+def _add_sim_parser(commands) -> None:
+    from loadtest import erp_config  # not erp_sim: aiohttp loads only when a simulator runs
+
+    sim_parser = commands.add_parser("sim", help="simulators of the outside world")
+    simulators = sim_parser.add_subparsers(dest="simulator", required=True)
+    erp_config.build_parser(simulators.add_parser(
+        "erp", help="the generic REST ERP (DESIGN section 5): SQLite ledger, idempotency "
+                    "keys, rate limit, latency, errors, outages, asynchronous acceptance"))
+
+
+def _sim(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from loadtest import erp_sim
+
+    try:
+        return erp_sim.main(args)
+    except erp_sim.SimulatorConfigError as error:
+        parser.error(f"sim erp: {error}")
 
 
 def _add_dlq_parser(commands) -> None:

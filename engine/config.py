@@ -90,3 +90,31 @@ class GatewayConfig:
     cart_tentative_ttl_s: int = 5
     # Fault injection for tests: a pause between a cart's two phases.
     cart_confirm_delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ErpSyncConfig:
+    """How the sync job drains the journals into the ERP, and how gently it treats the ERP."""
+
+    # Sources whose movements the ERP made itself: never sent back to it.
+    erp_sources: tuple[str, ...] = ("erp",)
+    # Changes are summed per SKU-location over this long before they are posted.
+    window_s: float = 1.0
+    # Lines per POST; the generic contract's simulator accepts up to 1,000.
+    batch_lines_max: int = 500
+    # SKU-locations one window may hold; past it the window closes early (bounded memory).
+    plan_lines_max: int = 50_000
+    # Journal entries read per Redis call.
+    read_entries_max: int = 500
+    # POSTs in flight at once.
+    in_flight_max: int = 4
+    request_timeout_s: float = 10.0
+    # Retry delays: full jitter over base * 2**attempt, capped.
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 30.0
+    # The breaker opens after this many failures in a row, and probes after recovery_s.
+    breaker_failures_max: int = 5
+    breaker_recovery_s: float = 5.0
+    # How long an idle job waits before looking at the journals again.
+    idle_poll_s: float = 0.2
+    key_prefix: str = "availability"

@@ -137,7 +137,8 @@ class DurablePartition:
 
     def _journal(self, commands: Sequence[Command], now_ms: int, first_seq: int,
                  last_seq: int) -> None:
-        self._writer.submit(last_seq, journal.encode(commands, now_ms, first_seq, last_seq))
+        self._writer.submit(last_seq, journal.encode(commands, now_ms, first_seq, last_seq,
+                                                     self.host.state.ledger_changes()))
 
     # ---- what the actor's timer thread does ---------------------------------------------
 

@@ -8,10 +8,12 @@ from typing import NamedTuple
 import msgpack
 
 from engine import records
-from engine.model import Command, GetAvailability
+from engine.model import Command, GetAvailability, LedgerChange
 from engine.partition_state import PartitionState
 
-FORMAT_VERSION = 1
+# 2 added the batch's ledger changes; entries of format 1 read as having none.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 class JournalBatch(NamedTuple):
@@ -21,28 +23,53 @@ class JournalBatch(NamedTuple):
     last_seq: int
     now_ms: int
     commands: tuple[Command, ...]
+    ledger_changes: tuple[LedgerChange, ...] = ()
+
+
+class LedgerEntry(NamedTuple):
+    """What a downstream ledger needs of an entry: its seqs, its time and its changes."""
+
+    first_seq: int
+    last_seq: int
+    now_ms: int
+    ledger_changes: tuple[LedgerChange, ...]
 
 
 class JournalGap(Exception):
     """An entry does not follow the state's sequence number: entries are missing."""
 
 
-def encode(batch: Sequence[Command], now_ms: int, first_seq: int, last_seq: int) -> bytes:
+def encode(batch: Sequence[Command], now_ms: int, first_seq: int, last_seq: int,
+           ledger_changes: Sequence[LedgerChange] = ()) -> bytes:
     """One entry for a batch applied at `now_ms` that took sequence numbers first..last.
 
-    Reads change nothing and take no sequence number, so they are left out.
+    Reads change nothing and take no sequence number, so they are left out. The batch's
+    ledger changes ride along, so the ERP sync job drains them without a replica.
     """
     commands = [records.encode(command) for command in batch
                 if type(command) is not GetAvailability]
-    return msgpack.packb([FORMAT_VERSION, first_seq, last_seq, now_ms, commands])
+    return msgpack.packb([FORMAT_VERSION, first_seq, last_seq, now_ms, commands,
+                          [list(change) for change in ledger_changes]])
 
 
 def decode(entry: bytes) -> JournalBatch:
-    version, first_seq, last_seq, now_ms, commands = msgpack.unpackb(entry, raw=False)
-    if version != FORMAT_VERSION:
-        raise ValueError(f"journal entry format {version} is not {FORMAT_VERSION}")
+    first_seq, last_seq, now_ms, commands, changes = _unpack(entry)
     return JournalBatch(first_seq, last_seq, now_ms,
-                        tuple(records.decode(command) for command in commands))
+                        tuple(records.decode(command) for command in commands), changes)
+
+
+def decode_ledger(entry: bytes) -> LedgerEntry:
+    """An entry's seqs, time and ledger changes, without building its commands."""
+    first_seq, last_seq, now_ms, _, changes = _unpack(entry)
+    return LedgerEntry(first_seq, last_seq, now_ms, changes)
+
+
+def _unpack(entry: bytes) -> tuple:
+    version, first_seq, last_seq, now_ms, commands, *rest = msgpack.unpackb(entry, raw=False)
+    if version not in _READABLE_VERSIONS:
+        raise ValueError(f"journal entry format {version} is not one of {_READABLE_VERSIONS}")
+    changes = tuple(LedgerChange(*change) for change in rest[0]) if rest else ()
+    return first_seq, last_seq, now_ms, commands, changes
 
 
 def replay(state: PartitionState, entries: Iterable[bytes]) -> int:

@@ -198,6 +198,19 @@ class Unavailable(NamedTuple):
     reason: str
 
 
+class LedgerChange(NamedTuple):
+    """What one batch did to a SKU-location's ledger quantities, per source of the change.
+
+    The ERP keeps on_hand and committed; reservations change them with an empty source.
+    """
+
+    sku: str
+    location: str
+    on_hand_delta: int
+    committed_delta: int
+    source: str
+
+
 class LineResult(NamedTuple):
     sku: str
     location: str

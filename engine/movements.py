@@ -62,7 +62,8 @@ def _rejected(movement: Movement, message: str) -> MovementResult:
     return MovementResult(Outcome.OK, movement.event_id, MovementCode.REJECTED, message)
 
 
-def _change_on_hand(state, row: int, delta: int, occurred_at_ms: int, now_ms: int) -> str:
+def _change_on_hand(state, m: Movement, row: int, delta: int, occurred_at_ms: int,
+                    now_ms: int) -> str:
     """Change on_hand, unless a count as of a later instant already saw this change."""
     counted_as_of_ms = int(state.history.counted_as_of_ms[row])
     # At the count's very instant, sequence decides: applied after the count, on top.
@@ -70,6 +71,7 @@ def _change_on_hand(state, row: int, delta: int, occurred_at_ms: int, now_ms: in
         return f"on_hand already counted as of {counted_as_of_ms}: left as counted"
     state.items.columns["on_hand"][row] += delta
     state.history.record(row, occurred_at_ms, now_ms, delta)
+    state.ledger_rows.append((row, delta, 0, m.source))
     return ""
 
 
@@ -91,7 +93,7 @@ def _shortfall_note(column: str, shortfall: int) -> str:
 
 def _receipt(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
-    note = _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    note = _change_on_hand(state, m, row, m.quantity, occurred_at_ms, now_ms)
     _take_floored(state, "incoming", row, m.quantity)  # unexpected receipts are normal
     return "", note
 
@@ -103,12 +105,12 @@ def _inbound_expected(state, m, occurred_at_ms, now_ms):
 
 def _adjustment(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
-    return "", _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    return "", _change_on_hand(state, m, row, m.quantity, occurred_at_ms, now_ms)
 
 
 def _sale(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
-    return "", _change_on_hand(state, row, -m.quantity, occurred_at_ms, now_ms)
+    return "", _change_on_hand(state, m, row, -m.quantity, occurred_at_ms, now_ms)
 
 
 def _cycle_count(state, m, occurred_at_ms, now_ms):
@@ -130,12 +132,14 @@ def _cycle_count(state, m, occurred_at_ms, now_ms):
     delta = m.quantity + after - int(on_hand[row])
     on_hand[row] += delta
     state.history.record(row, occurred_at_ms, now_ms, delta, is_count=True)
+    if delta:
+        state.ledger_rows.append((row, delta, 0, m.source))
     return "", f"{after:+d} units moved after the count" if after else ""
 
 
 def _shipment(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
-    note = _change_on_hand(state, row, -m.quantity, occurred_at_ms, now_ms)
+    note = _change_on_hand(state, m, row, -m.quantity, occurred_at_ms, now_ms)
     unmatched = _ship_committed(state, m, row, now_ms)
     return "", _notes(note, unmatched and (f"{unmatched} units matched no committed "
                                            "reservation: committed unchanged for them"))
@@ -160,6 +164,7 @@ def _ship_committed(state, m: Movement, row: int, now_ms: int) -> int:
                 reservation.shipped = [0] * len(reservation.rows)
             reservation.shipped[line] += units
             committed[row] -= units
+            state.ledger_rows.append((row, 0, -units, m.source))
             remaining -= units
         if all(reservation.unshipped(line) == 0 for line in range(len(reservation.rows))):
             book.finish(reservation, ReservationState.SHIPPED, now_ms)
@@ -170,7 +175,7 @@ def _ship_committed(state, m: Movement, row: int, now_ms: int) -> int:
 
 def _return_received(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
-    note = _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    note = _change_on_hand(state, m, row, m.quantity, occurred_at_ms, now_ms)
     state.items.columns["quality_control"][row] += m.quantity
     return "", note
 
@@ -184,7 +189,7 @@ def _return_restocked(state, m, occurred_at_ms, now_ms):
 def _return_scrapped(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
     shortfall = _take_floored(state, "quality_control", row, m.quantity)
-    note = _change_on_hand(state, row, -m.quantity, occurred_at_ms, now_ms)
+    note = _change_on_hand(state, m, row, -m.quantity, occurred_at_ms, now_ms)
     return "", _notes(_shortfall_note("quality_control", shortfall), note)
 
 
@@ -196,7 +201,7 @@ def _damage(state, m, occurred_at_ms, now_ms):
 def _transfer_out(state, m, occurred_at_ms, now_ms):
     source = state.row_of(m.sku, m.location)
     destination = state.row_of(m.sku, m.destination_location)
-    note = _change_on_hand(state, source, -m.quantity, occurred_at_ms, now_ms)
+    note = _change_on_hand(state, m, source, -m.quantity, occurred_at_ms, now_ms)
     state.items.columns["incoming"][destination] += m.quantity
     return "", note
 
@@ -204,7 +209,7 @@ def _transfer_out(state, m, occurred_at_ms, now_ms):
 def _transfer_in(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
     shortfall = _take_floored(state, "incoming", row, m.quantity)
-    note = _change_on_hand(state, row, m.quantity, occurred_at_ms, now_ms)
+    note = _change_on_hand(state, m, row, m.quantity, occurred_at_ms, now_ms)
     return "", _notes(_shortfall_note("incoming", shortfall), note)
 
 

@@ -22,6 +22,7 @@ from engine.model import (
     ExpireResult,
     GetAvailability,
     ItemAvailability,
+    LedgerChange,
     LineCode,
     LineResult,
     Movement,
@@ -62,6 +63,9 @@ class PartitionState:
         self.idempotency = IdempotencyTable(config.idempotency_window_ms,
                                             config.idempotency_keys_max)
         self.history = MovementHistory(config.movement_history_entries, self.items.capacity)
+        # (row, on_hand_delta, committed_delta, source) of the last batch, for its journal
+        # entry: the ERP sync job drains these instead of re-deriving them.
+        self.ledger_rows: list[tuple[int, int, int, str]] = []
 
     # ---- the one way in ---------------------------------------------------------------
 
@@ -69,6 +73,7 @@ class PartitionState:
         """Apply commands in order; every command but a read takes the next sequence number."""
         now_ms = max(now_ms, self.now_ms)
         seq_before = self.seq
+        self.ledger_rows = []
         results = BatchResults()
         position, end = 0, len(batch)
         while position < end:
@@ -225,11 +230,27 @@ class PartitionState:
     def _move_units(self, reservation: Reservation, source: str, target: str | None) -> None:
         """Move a reservation's unshipped units out of one quantity and into another."""
         columns = self.items.columns
+        committed_sign = (target == "committed") - (source == "committed")
         for line, row in enumerate(reservation.rows):
             units = reservation.unshipped(line)
             columns[source][row] -= units
             if target is not None:
                 columns[target][row] += units
+            if committed_sign and units:
+                self.ledger_rows.append((row, 0, committed_sign * units, ""))
+
+    def ledger_changes(self) -> list[LedgerChange]:
+        """The last batch's changes to on_hand and committed, summed per item and source."""
+        totals: dict[tuple[int, str], list[int]] = {}
+        for row, on_hand_delta, committed_delta, source in self.ledger_rows:
+            total = totals.setdefault((row, source), [0, 0])
+            total[0] += on_hand_delta
+            total[1] += committed_delta
+        items = self.items
+        return [LedgerChange(items.row_sku[row], items.locations[items.row_location[row]],
+                             on_hand_delta, committed_delta, source)
+                for (row, source), (on_hand_delta, committed_delta) in totals.items()
+                if on_hand_delta or committed_delta]
 
     # ---- reads and loads ------------------------------------------------------------------
 

@@ -95,7 +95,8 @@ def start_serve(ray_address: str, log_dir: Path, partitions: int, command: str =
 
 
 def _read_until_listening(process: subprocess.Popen, name: str, stderr_path: Path,
-                          timeout_s: float = READY_TIMEOUT_S) -> re.Match:
+                          timeout_s: float = READY_TIMEOUT_S,
+                          pattern: re.Pattern = LISTENING) -> re.Match:
     """Read stdout in a thread until the LISTENING line, then keep draining it; fail with the
     process's stderr if it exits first or `timeout_s` passes."""
     lines: queue.Queue[str | None] = queue.Queue()
@@ -116,7 +117,7 @@ def _read_until_listening(process: subprocess.Popen, name: str, stderr_path: Pat
             code = process.wait(STOP_TIMEOUT_S)
             raise AssertionError(f"{name} exited with {code} before serving; "
                                  f"stderr:\n{_tail(stderr_path)}")
-        match = LISTENING.search(line)
+        match = pattern.search(line)
         if match:
             return match
     raise AssertionError(f"{name} printed no LISTENING line within {timeout_s}s; "

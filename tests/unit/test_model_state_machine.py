@@ -48,6 +48,7 @@ class PartitionMatchesModel(RuleBasedStateMachine):
         self.ids_minted = 0
         self.issued: list = []  # commands sent so far, for exact retries
         self.reservation_ids: list[str] = []
+        self.ledger_totals: dict[tuple[str, str], list[int]] = {}
 
     def _apply(self, commands: list) -> None:
         results = self.state.apply([c if c is not None else Expire() for c in commands],
@@ -56,6 +57,10 @@ class PartitionMatchesModel(RuleBasedStateMachine):
         for command, result in zip(commands, results, strict=True):
             assert summarize(result) == self.model.apply(command, self.now_ms), command
         self.issued.extend(c for c in commands if c is not None)
+        for change in self.state.ledger_changes():
+            total = self.ledger_totals.setdefault((change.sku, change.location), [0, 0])
+            total[0] += change.on_hand_delta
+            total[1] += change.committed_delta
 
     def _reserve(self, data, reuse_id: bool) -> Reserve:
         if reuse_id and self.reservation_ids:
@@ -166,6 +171,15 @@ class PartitionMatchesModel(RuleBasedStateMachine):
                 assert columns[name][row] >= 0, name
             assert columns["reserved"][row] == held.get(row, 0)
             assert columns["committed"][row] == committed.get(row, 0)
+
+
+    @invariant()
+    def ledger_changes_add_up_to_the_quantities(self):
+        """What the ERP is sent (every batch's ledger changes) sums to on_hand and committed."""
+        for (sku, location), expected in self.model.items.items():
+            on_hand_delta, committed_delta = self.ledger_totals.get((sku, location), (0, 0))
+            assert (on_hand_delta, committed_delta) == (expected["on_hand"],
+                                                        expected["committed"]), (sku, location)
 
 
 # Built at import, so the profile chosen with --hypothesis-profile (ci or long) applies.
