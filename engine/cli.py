@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_serving_options(gateway_parser)
     gateway_parser.add_argument("--ray-address", required=True,
                                 help="the Ray cluster the partitions run in")
+    serve_parser.add_argument("--erp-url", default=_env("ERP_URL", None),
+                              help="also run `availability erp-sync` into this ERP")
     serve_parser.add_argument("--ingest-workers", type=int, default=_env("INGEST_WORKERS", 1),
                               help="workers on the availability:events stream (default 1; "
                                    "0 for none)")
@@ -171,7 +173,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                            ray_namespace=args.ray_namespace, config=config,
                            mappings_dir=args.mappings,
                            **({"durability": _durability(parser, args, args.ray_namespace),
-                               "data_dir": args.data_dir, "ingest_workers": args.ingest_workers}
+                               "data_dir": args.data_dir, "ingest_workers": args.ingest_workers,
+                               "erp_url": args.erp_url}
                               if args.command == "serve" else {}))
     (serve if args.command == "serve" else serve_gateway)(options)
     return 0

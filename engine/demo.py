@@ -39,26 +39,32 @@ def run(skus: int, partitions: int, ray_address: str | None = None,
                  include_dashboard=False, configure_logging=False, log_to_driver=False)
         try:
             handles = start_partitions(partitions, namespace, durability=durability)
-            asyncio.run(_serve_and_play(RayPartitions(handles), skus, out))
+            asyncio.run(_serve_and_play(RayPartitions(handles), skus, out,
+                                        durability.redis_url, namespace))
         finally:
             ray.shutdown()
             forget_keys(durability.redis_url, namespace)
 
 
-async def _serve_and_play(partitions, skus: int, out) -> None:
+async def _serve_and_play(partitions, skus: int, out, redis_url: str, namespace: str) -> None:
     from engine.config import GatewayConfig
+    from engine.demo_erp import DemoErp
     from gateway.client import AvailabilityClient
     from gateway.server import Gateway
 
     gateway = Gateway(partitions, GatewayConfig())
     port = await gateway.start("127.0.0.1", 0)
+    erp = DemoErp(redis_url, namespace, partitions.count)
     try:
         await asyncio.wait_for(gateway.serving.wait(), 60)
+        await erp.start()
         out(f"Serving inventory.v1.AvailabilityService on 127.0.0.1:{port} "
-            f"({partitions.count} partition actors).")
+            f"({partitions.count} partition actors), with a simulated ERP in step.")
         async with AvailabilityClient(f"127.0.0.1:{port}") as client:
-            await play(client, skus, out)
+            await play(client, skus, out, erp)
+        await erp.report(out)
     finally:
+        await erp.stop()
         await gateway.stop(grace_s=5)
 
 
@@ -74,10 +80,14 @@ def movement(event_id: str, source: str, kind: int, sku: str, location: str, qua
                        location=location, quantity=quantity, **fields)
 
 
-async def play(client, skus: int, out) -> None:
-    """The story, told through the client: every number printed comes back from the engine."""
+async def play(client, skus: int, out, erp) -> None:
+    """The story, told through the client: every number printed comes back from the engine.
+    What the ERP itself sends (the import, a count, a receipt) is in its ledger already."""
     started_s = time.monotonic()
     catalogue = sample_catalogue(skus)
+    for sku, location, on_hand in catalogue:
+        erp.knows(sku, location, on_hand)
+    erp.knows(HOT_SKU, "dc-east", 25)  # its count
     receipts = [movement(f"erp-import-{n}", "erp", pb.MOVEMENT_TYPE_RECEIPT, *row)
                 for n, row in enumerate(catalogue) if row[2]]
     for start in range(0, len(receipts), RECEIPTS_PER_CALL):
@@ -113,6 +123,7 @@ async def play(client, skus: int, out) -> None:
                   order_ref=f"order-{n}") for n in range(4)]
         + [movement("pos-1", "pos", pb.MOVEMENT_TYPE_SALE, HOT_SKU, "store-012", 2),
            movement("erp-po-7", "erp", pb.MOVEMENT_TYPE_RECEIPT, HOT_SKU, "dc-east", 12)])
+    erp.adds(HOT_SKU, "dc-east", 12)  # its purchase order arrived
     expired = await _wait_for_expiry(client, len(held) - 15)
     out(f"Once their {HOLD_TTL_S}-second TTL passes, {expired} abandoned holds expire by "
         "themselves.\n")

@@ -48,6 +48,8 @@ class ServeOptions:
     mappings_dir: str | None = None
     # Ingest workers on the events stream in serve's own gateway process (0: none).
     ingest_workers: int = 1
+    # With an ERP, serve also runs `availability erp-sync` against it, as a child process.
+    erp_url: str | None = None
 
 
 def serve(options: ServeOptions) -> None:
@@ -61,11 +63,33 @@ def serve(options: ServeOptions) -> None:
         try:
             handles = start_partitions(options.partitions, options.ray_namespace,
                                        durability=durability)
-            asyncio.run(_run_gateway(options, RayPartitions(handles),
-                                     extra_gateways=options.gateways - 1,
-                                     events_url=durability.redis_url))
+            with _erp_sync_child(options, durability.redis_url):
+                asyncio.run(_run_gateway(options, RayPartitions(handles),
+                                         extra_gateways=options.gateways - 1,
+                                         events_url=durability.redis_url))
         finally:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _erp_sync_child(options: ServeOptions, redis_url: str | None):
+    """`availability erp-sync` beside serve when it has an ERP: a process of its own, so
+    posting to a slow ERP never competes with the gateway's event loop."""
+    if not options.erp_url or not redis_url:
+        yield
+        return
+    child = subprocess.Popen([sys.executable, "-m", "engine.cli", "erp-sync", "--erp-url",
+                              options.erp_url, "--redis-url", redis_url, "--ray-namespace",
+                              options.ray_namespace], env=os.environ.copy())
+    try:
+        yield
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(DRAIN_GRACE_S + 5)
+        except subprocess.TimeoutExpired:
+            log.warning("erp-sync %s did not stop in time; killing it", child.pid)
+            child.kill()
 
 
 def serve_ingest(options: ServeOptions, redis_url: str) -> None:

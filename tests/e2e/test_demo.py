@@ -22,3 +22,5 @@ def test_demo_flash_sale_holds_exactly_the_stock_and_prints_the_table(ray_addres
     dc_east = next(line for line in lines if line.startswith("SKU-000001  dc-east"))
     # 25 counted - 4 shipped + 12 received = 33 on hand; 6 still committed: ATS 27.
     assert dc_east.split()[2:] == ["33", "0", "6", "0", "0", "0", "0", "27"]
+    erp_line = next(line for line in lines if line.startswith("The ERP was kept in step"))
+    assert erp_line.endswith("finds 0 with drift."), erp_line

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from inventory.v1 import availability_pb2 as pb
 
 from engine.embedded_redis import SOCKET_NAME, start_embedded_redis
 from engine.journal_store import connect
@@ -174,3 +175,23 @@ async def test_reconcile_finds_planted_drift_and_repair_fixes_it(world):
     await sync.wait_drained()
     assert (await reconcile(data_dir, served.namespace, simulator.url))["drift"] == []
     assert (await simulator.ledger())[item][0] == planted  # the repair was not sent back
+
+
+async def test_serve_with_erp_url_runs_the_sync_job(spawn, tmp_path):
+    """`serve --erp-url` drains into the ERP by itself: a POS receipt reaches the ledger."""
+    simulator = await Simulator.start(tmp_path)
+    data_dir = tmp_path / "data"
+    served = spawn(2, args=("--data-dir", str(data_dir), "--erp-url", simulator.url))
+    try:
+        async with AvailabilityClient(served.target) as client:
+            receipt = pb.Movement(event_id="pos-1", source="pos", type=pb.MOVEMENT_TYPE_RECEIPT,
+                                  sku="erp-sku-1", location="dc-1", quantity=7)
+            await client.apply_movements([receipt])
+        deadline = time.monotonic() + DEADLINE_S
+        while await simulator.ledger() != {("erp-sku-1", "dc-1"): (7, 0)}:
+            assert time.monotonic() < deadline, "the receipt never reached the ERP"
+            await asyncio.sleep(0.1)
+    finally:
+        served.stop()
+        await simulator.stop()
+        start_embedded_redis(data_dir).stop()
