@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
@@ -85,7 +86,7 @@ class RestErp:
                                lines: Sequence[AdjustmentLine]) -> None:
         body = {"batch_id": batch_id, "lines": [line._asdict() for line in lines]}
         await self._call("POST", ADJUSTMENTS_PATH, json=body,
-                         headers={"Idempotency-Key": idempotency_key})
+                         headers={"Idempotency-Key": idempotency_key}, read_json=False)
 
     async def on_hand(self) -> AsyncIterator[OnHand]:
         cursor = None
@@ -112,13 +113,16 @@ class RestErp:
                                     else min(0.2 * 2 ** attempt, 10.0))
         raise AssertionError("unreachable")
 
-    async def _call(self, method: str, path: str, **options) -> dict:
+    async def _call(self, method: str, path: str, read_json: bool = True, **options) -> dict:
+        """The answer's JSON (if `read_json`); an answer that is not JSON is retried."""
         try:
             async with self._session.request(method, self._base_url + path,
                                              **options) as response:
                 text = await response.text()
                 _raise_for(response.status, response.headers.get("Retry-After"), text)
-                return await response.json(content_type=None) if text else {}
+                return json.loads(text) if read_json else {}
+        except ValueError as error:
+            raise ErpRetryLater(f"{method} {path}: the answer is not JSON: {error}") from error
         except (aiohttp.ClientError, TimeoutError) as error:
             # Sent or not, the same key makes a retry safe.
             raise ErpRetryLater(f"{method} {path}: {type(error).__name__}: {error}") from error

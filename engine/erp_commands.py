@@ -114,17 +114,19 @@ async def _sync(args, client, partitions: int, config: ErpSyncConfig) -> int:
     print(f"availability erp-sync: draining {partitions} partitions into {args.erp_url}"
           f"{metrics}", flush=True)
     running = asyncio.create_task(sync.run(stop))
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         # A plan in flight may finish; if the ERP is away it is left for the next job.
-        await asyncio.wait_for(asyncio.shield(running), STOP_GRACE_S)
-    except TimeoutError:
-        running.cancel()
+        await asyncio.wait({running}, timeout=STOP_GRACE_S)
     finally:
-        if not running.done():
-            running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        stopping.cancel()
+        running.cancel()
+        outcome = (await asyncio.gather(running, return_exceptions=True))[0]
         await erp.close()
+    if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+        log.error("the sync job stopped: %s", outcome)
+        return 1
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import random
@@ -81,14 +82,22 @@ class ErpSync:
         renewing = asyncio.create_task(self._renew_lease(stop))
         try:
             await asyncio.to_thread(self.register)
-            await self._resume()
             while not stop.is_set() and not self._lease_lost:
-                # A reconciliation compares while no plan is in flight.
-                if await asyncio.to_thread(self.state.paused) or not await self.round(stop):
-                    await _wait(stop, self.config.idle_poll_s)
+                try:
+                    # First a plan left unsettled by a crash or an error: a new window read
+                    # from the same checkpoints would post its changes again.
+                    await self._resume()
+                    # A reconciliation compares while no plan is in flight.
+                    if await asyncio.to_thread(self.state.paused) or \
+                            not await self.round(stop):
+                        await _wait(stop, self.config.idle_poll_s)
+                except redis.RedisError as error:
+                    log.warning("Redis unreachable (%s); retrying in 1 s", error)
+                    await _wait(stop, 1.0)
         finally:
             renewing.cancel()
-            await asyncio.to_thread(self.state.drop_lease)
+            with contextlib.suppress(redis.RedisError):
+                await asyncio.to_thread(self.state.drop_lease)
 
     async def round(self, stop: asyncio.Event | None = None) -> bool:
         """Read one window and settle it in the ERP; False if the journals had nothing new."""
@@ -174,8 +183,14 @@ class ErpSync:
             async with slots:
                 await self._post_until_settled(plan, index)
 
-        await asyncio.gather(*(settle_one(index) for index in range(len(plan.batches))
-                               if index not in settled))
+        # A failure (Redis, a lost lease) cancels the other batches: the plan is resumed.
+        try:
+            async with asyncio.TaskGroup() as batches:
+                for index in range(len(plan.batches)):
+                    if index not in settled:
+                        batches.create_task(settle_one(index))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         await asyncio.to_thread(self.state.finish, plan, self._stores, READER)
         now_ms = int(time.time() * 1000)
         self.stats.lag_ms.extend(now_ms - applied_ms for applied_ms in change_times_ms)

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from engine.circuit_breaker import BreakerState
 from engine.config import ErpSyncConfig
@@ -238,3 +239,34 @@ def test_snapshot_never_trims_what_the_sync_job_has_not_drained(client, prefix):
     state = partition.host.state
     assert store.save_snapshot(state.seq, snapshot.dump(state), 0)
     assert store.journal_length() == 30 and store.readers()[READER] == 0
+
+
+async def test_sync_redis_error_mid_plan_resumes_the_plan_not_a_new_window(client, prefix):
+    """Redis failing as a batch is marked settled: the job resumes the same plan (the ERP
+    drops the repeated key) instead of reading a new window over the same changes."""
+    engine = JournaledPartitions(client, prefix, 2)
+    erp = ScriptedErp()
+    sync = sync_for(client, prefix, erp)
+    applied = movements(100)
+    engine.apply(applied)
+    settle, failures = sync.state.settle, [redis.ConnectionError("Redis went away")]
+
+    def settle_or_fail(index: int) -> None:
+        if failures:
+            raise failures.pop()
+        settle(index)
+
+    sync.state.settle = settle_or_fail
+    stop = asyncio.Event()
+    running = asyncio.create_task(sync.run(stop))
+    deadline = time.monotonic() + 20
+    while failures or sync.backlog_commands():
+        assert time.monotonic() < deadline, "the sync job did not recover"
+        await asyncio.sleep(0.02)
+    stop.set()
+    await running
+    assert {k: v for k, v in erp.on_hand_by_item.items() if v} == on_hand_deltas(applied)
+    # Batches in flight at the failure were posted again under their keys, applied once,
+    # and every call belongs to the one plan: no second window re-read the changes.
+    assert len(erp.calls) > len(erp.bodies)
+    assert {key.rsplit("-", 2)[1] for _, key in erp.calls} == {"1"}
