@@ -36,6 +36,8 @@ class PartitionConfig:
     movement_history_entries: int = 1 << 18
     # How far a source's clock may run ahead of ours; bounds the history a count must see.
     clock_skew_ms_max: int = 5 * 60_000
+    # Latest changes kept over all SKU-locations, for explaining a figure.
+    item_ledger_entries: int = 1 << 16
     # Runs of at least this many single-line Reserves are applied with numpy; shorter ones
     # one at a time, where numpy's fixed cost per call would outweigh its gain.
     vectorized_run_min: int = 16

@@ -211,6 +211,16 @@ class LedgerChange(NamedTuple):
     source: str
 
 
+class Explanation(NamedTuple):
+    """How a SKU-location's available-to-sell comes about, and the changes behind it."""
+
+    # (name, signed quantity): on_hand, then each deduction; they sum to available_to_sell.
+    terms: tuple[tuple[str, int], ...]
+    recent: tuple  # LedgerLine, newest first
+    # When the earliest live hold lapses, for an item with nothing left to sell; else 0.
+    earliest_hold_expires_at_ms: int
+
+
 class LineResult(NamedTuple):
     sku: str
     location: str

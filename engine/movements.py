@@ -34,7 +34,18 @@ def apply(state: PartitionState, movement: Movement, now_ms: int) -> MovementRes
     refusal, message = handler(state, movement, occurred_at_ms, now_ms)
     if refusal:
         return _rejected(movement, refusal)
+    _note_in_item_ledger(state, movement, now_ms)
     return MovementResult(Outcome.OK, movement.event_id, MovementCode.APPLIED, message)
+
+
+def _note_in_item_ledger(state: PartitionState, m: Movement, now_ms: int) -> None:
+    what = MovementType(m.type).name
+    notes = [(m.location, what)]
+    if m.type is MovementType.TRANSFER_OUT:
+        notes.append((m.destination_location, f"{what} (arriving)"))
+    for location, note in notes:
+        state.item_ledger.record(state.items.find(m.sku, location), state.seq, now_ms, note,
+                                 m.quantity, m.event_id, m.source, m.correlation_id)
 
 
 def _malformed(m: Movement) -> str:

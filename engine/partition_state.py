@@ -11,6 +11,7 @@ from engine.batch_results import BatchResults
 from engine.config import PartitionConfig
 from engine.history import MovementHistory
 from engine.idempotency import IdempotencyTable
+from engine.item_ledger import ItemLedger
 from engine.items import ItemTable
 from engine.model import (
     QUANTITIES,
@@ -20,6 +21,7 @@ from engine.model import (
     ConfirmHold,
     Expire,
     ExpireResult,
+    Explanation,
     GetAvailability,
     ItemAvailability,
     LedgerChange,
@@ -40,6 +42,8 @@ from engine.model import (
 from engine.reservations import Reservation, ReservationBook
 
 HELD, COMMITTED = ReservationState.HELD, ReservationState.COMMITTED
+# What available_to_sell takes off on_hand (DESIGN section 4).
+_DEDUCTIONS = ("reserved", "committed", "safety_stock", "damaged", "quality_control")
 
 
 class PartitionState:
@@ -66,6 +70,7 @@ class PartitionState:
         # (row, on_hand_delta, committed_delta, source) of the last batch, for its journal
         # entry: the ERP sync job drains these instead of re-deriving them.
         self.ledger_rows: list[tuple[int, int, int, str]] = []
+        self.item_ledger = ItemLedger(config.item_ledger_entries)
 
     # ---- the one way in ---------------------------------------------------------------
 
@@ -81,7 +86,9 @@ class PartitionState:
             if type(command) is Reserve and len(command.lines) == 1:
                 run, keys, ids = reserve_batch.take_run(self, batch, position)
                 if len(run) >= self.config.vectorized_run_min:
-                    results.add_run(reserve_batch.apply_run(self, run, keys, ids, now_ms))
+                    held = reserve_batch.apply_run(self, run, keys, ids, now_ms)
+                    results.add_run(held)
+                    reserve_batch.record_holds(self.item_ledger, held, ids, self.seq, now_ms)
                     self.seq += len(run)
                     position += len(run)
                     continue
@@ -137,6 +144,9 @@ class PartitionState:
         reserved = items.columns["reserved"]
         for row, units in zip(held_rows, held_units, strict=True):
             reserved[row] += units
+            self.item_ledger.record(row, self.seq, now_ms, "RESERVE", units,
+                                    command.reservation_id, command.channel,
+                                    command.correlation_id)
         lines = tuple(
             LineResult(line.sku, line.location, line.quantity, units, _line_code(line, ats),
                        (ats - units) if ats is not None else 0)
@@ -156,7 +166,7 @@ class PartitionState:
             return _not_found(command.reservation_id)
         state = reservation.state
         if state is HELD:
-            self._move_units(reservation, "reserved", "committed")
+            self._move_units(reservation, "reserved", "committed", "COMMIT", now_ms)
             reservation.state = COMMITTED
             reservation.order_ref = command.order_ref or reservation.order_ref
             self.reservations.index_order(reservation)
@@ -171,9 +181,9 @@ class PartitionState:
             return _not_found(command.reservation_id)
         state = reservation.state
         if state is HELD:
-            self._move_units(reservation, "reserved", None)
+            self._move_units(reservation, "reserved", None, "RELEASE", now_ms)
         elif state is COMMITTED:
-            self._move_units(reservation, "committed", None)
+            self._move_units(reservation, "committed", None, "RELEASE", now_ms)
         elif state is ReservationState.SHIPPED:
             return ReservationResult(Outcome.FAILED_PRECONDITION, command.reservation_id,
                                      state, "reservation has shipped")
@@ -224,10 +234,11 @@ class PartitionState:
         return reservation
 
     def _expire_hold(self, reservation: Reservation, now_ms: int) -> None:
-        self._move_units(reservation, "reserved", None)
+        self._move_units(reservation, "reserved", None, "EXPIRE", now_ms)
         self.reservations.finish(reservation, ReservationState.EXPIRED, now_ms)
 
-    def _move_units(self, reservation: Reservation, source: str, target: str | None) -> None:
+    def _move_units(self, reservation: Reservation, source: str, target: str | None,
+                    what: str, now_ms: int) -> None:
         """Move a reservation's unshipped units out of one quantity and into another."""
         columns = self.items.columns
         committed_sign = (target == "committed") - (source == "committed")
@@ -238,6 +249,8 @@ class PartitionState:
                 columns[target][row] += units
             if committed_sign and units:
                 self.ledger_rows.append((row, 0, committed_sign * units, ""))
+            self.item_ledger.record(row, self.seq, now_ms, what, units,
+                                    reservation.reservation_id, reservation.channel)
 
     def ledger_changes(self) -> list[LedgerChange]:
         """The last batch's changes to on_hand and committed, summed per item and source."""
@@ -266,6 +279,18 @@ class PartitionState:
             answers.append(ItemAvailability(sku, location, *quantities,
                                             self.items.available_to_sell(row), True))
         return AvailabilityResult(Outcome.OK, tuple(answers))
+
+    def explain(self, sku: str, location: str, recent_max: int = 10) -> Explanation | None:
+        """The breakdown of a SKU-location's available-to-sell, None if it is unknown."""
+        row = self.items.find(sku, location)
+        if row is None:
+            return None
+        quantities = dict(zip(QUANTITIES, self.items.quantities(row), strict=True))
+        terms = (("on_hand", quantities["on_hand"]),
+                 *((name, -quantities[name]) for name in _DEDUCTIONS))
+        sold_out = self.items.available_to_sell(row) <= 0
+        return Explanation(terms, tuple(self.item_ledger.last(row, recent_max)),
+                           self.reservations.earliest_hold_expiry_ms(row) if sold_out else 0)
 
     def load_items(self, skus: list[str], locations: list[str], on_hand: Sequence[int]) -> None:
         """Seed new SKU-locations with on-hand stock in bulk (an initial ERP import)."""

@@ -117,6 +117,22 @@ class ReservationBook:
         """The earliest instant a hold may fall due (it may since have left), or None."""
         return self._due_instants[0] if self._due_instants else None
 
+    def earliest_hold_expiry_ms(self, row: int) -> int:
+        """When the first live hold on `row` lapses, 0 if none does: due instants are read in
+        order until one holds the row (cost grows with the holds due before it)."""
+        for instant in sorted(self._due_instants):
+            for reservation_id in self._due_buckets[instant]:
+                entry = self.by_id.get(reservation_id)
+                if entry is None:
+                    continue
+                rows = (entry[1].rows[entry[2]],) if type(entry) is tuple else entry.rows
+                if row in rows:
+                    reservation = self.get(reservation_id)
+                    if reservation.state is ReservationState.HELD and \
+                            reservation.expires_at_ms == instant:
+                        return instant
+        return 0
+
     def pop_due(self, now_ms: int) -> list[Reservation]:
         """Holds whose time has come; entries for holds no longer held are dropped."""
         due = []

@@ -216,3 +216,16 @@ def _decide_tail(overflowing, group, granted, wanted, partial, group_ats, starts
             granted[position] = units
             left -= units
             position += 1
+
+
+def record_holds(ledger, held: ReserveRun, ids: list[str], seq_before: int, now_ms: int) -> None:
+    """Note each granted hold of a run in the item ledger, at the seq it took."""
+    granted = np.flatnonzero(held.granted > 0)
+    if not len(granted):
+        return
+    positions = granted.tolist()
+    commands = held.commands
+    ledger.record_holds(held.rows[granted], seq_before + 1 + granted, now_ms,
+                        held.granted[granted], [ids[i] for i in positions],
+                        [commands[i].channel for i in positions],
+                        [commands[i].correlation_id for i in positions])

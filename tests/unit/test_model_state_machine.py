@@ -174,6 +174,14 @@ class PartitionMatchesModel(RuleBasedStateMachine):
 
 
     @invariant()
+    def explanations_add_up(self):
+        """Every item's explained terms sum to its available-to-sell."""
+        for sku, location in self.model.items:
+            row = self.state.items.find(sku, location)
+            terms = self.state.explain(sku, location).terms
+            assert sum(q for _, q in terms) == self.state.items.available_to_sell(row)
+
+    @invariant()
     def ledger_changes_add_up_to_the_quantities(self):
         """What the ERP is sent (every batch's ledger changes) sums to on_hand and committed."""
         for (sku, location), expected in self.model.items.items():
