@@ -1,0 +1,209 @@
+"""Channel rules (`--channels FILE`): where each channel sells from, and how much it may show.
+
+    [[channels]]
+    name = "marketplace-a"
+    locations = ["dc-*"]          # the location group, as patterns; "*" is every location
+    priority = ["dc-east", "dc-*"] # reserve-anywhere order (default: the group's order)
+    buffer = 2                    # per location: units, or "10%" of its available-to-sell
+    buffers = { "dc-west" = "25%" }
+    share = "20%"                 # at most this share of a location's stock (a quota)
+    borrow = false                # with borrow, also the share no channel has claimed
+    publish_min = 3               # below this, the channel is shown (and sells) 0
+
+Without a file there is one channel, `default`: every location, no buffer, no quota.
+The arithmetic is pure, so a partition applies it where the numbers are.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+DEFAULT = "default"
+CHANNELS_MAX = 64
+PATTERNS_MAX = 1_000
+_KEYS = {"name", "locations", "priority", "buffer", "buffers", "share", "borrow",
+         "publish_min"}
+
+
+class ChannelError(ValueError):
+    """A channels file that breaks a rule; the message names the file, channel and key."""
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """Units held back at a location: a count, or a percentage of its available-to-sell."""
+
+    units: int = 0
+    percent: float = 0.0
+
+    def of(self, available: int) -> int:
+        if self.percent:
+            return math.ceil(max(available, 0) * self.percent / 100)
+        return self.units
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    locations: tuple[str, ...] = ("*",)
+    priority: tuple[str, ...] = ()
+    buffer: Buffer = Buffer()
+    buffers: tuple[tuple[str, Buffer], ...] = ()
+    share_percent: float | None = None
+    borrow: bool = False
+    publish_min: int = 0
+
+    def sells_at(self, location: str) -> bool:
+        return any(fnmatch.fnmatchcase(location, pattern) for pattern in self.locations)
+
+    def buffer_at(self, location: str) -> Buffer:
+        for pattern, buffer in self.buffers:
+            if fnmatch.fnmatchcase(location, pattern):
+                return buffer
+        return self.buffer
+
+    def in_priority(self, locations: list[str]) -> list[str]:
+        """The group's locations among `locations`, in reserve-anywhere order."""
+        order = self.priority or self.locations
+        mine = [location for location in locations if self.sells_at(location)]
+        return sorted(mine, key=lambda location: (_first_match(order, location), location))
+
+
+def _first_match(patterns: tuple[str, ...], location: str) -> int:
+    return next((rank for rank, pattern in enumerate(patterns)
+                 if fnmatch.fnmatchcase(location, pattern)), len(patterns))
+
+
+@dataclass(frozen=True)
+class ChannelRules:
+    """Every channel by name; an empty name means `default`."""
+
+    channels: Mapping[str, Channel] = field(
+        default_factory=lambda: MappingProxyType({DEFAULT: Channel(DEFAULT)}))
+
+    def get(self, name: str) -> Channel:
+        """The channel called `name` ("" is `default`); KeyError naming it if unknown."""
+        channel = self.channels.get(name or DEFAULT)
+        if channel is None:
+            raise KeyError(f"channel: {name!r} is not a configured channel "
+                           f"({', '.join(sorted(self.channels))})")
+        return channel
+
+    def cap_percent(self, channel: Channel, location: str) -> float | None:
+        """The most of a location's stock the channel may hold, as a percentage; None: no cap.
+
+        With borrowing, a channel may also take the share no channel selling there claims.
+        """
+        if channel.share_percent is None:
+            return None
+        if not channel.borrow:
+            return channel.share_percent
+        claimed = sum(other.share_percent for other in self.channels.values()
+                      if other.share_percent is not None and other.sells_at(location))
+        return min(100.0, channel.share_percent + max(0.0, 100.0 - claimed))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ChannelRules:
+        path = Path(path)
+        try:
+            document = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ChannelError(f"{path}: {error}") from error
+        tables = document.get("channels")
+        if not isinstance(tables, list) or not tables:
+            raise ChannelError(f"{path}: needs at least one [[channels]] table")
+        if len(tables) > CHANNELS_MAX:
+            raise ChannelError(f"{path}: at most {CHANNELS_MAX} channels")
+        channels: dict[str, Channel] = {}
+        for number, table in enumerate(tables):
+            channel = _channel(path, number, table)
+            if channel.name in channels:
+                raise ChannelError(f"{path}: channel {channel.name!r} is declared twice")
+            channels[channel.name] = channel
+        return cls(MappingProxyType(channels))
+
+
+def _channel(path: Path, number: int, table: dict) -> Channel:
+    name = table.get("name")
+    where = f"{path}: [[channels]] {name or f'#{number + 1}'}"
+    if not isinstance(name, str) or not name or len(name.encode()) > 128:
+        raise ChannelError(f"{where}: name: must be 1..128 bytes of text")
+    unknown = set(table) - _KEYS
+    if unknown:
+        raise ChannelError(f"{where}: {sorted(unknown)[0]}: not a channel setting")
+    share = table.get("share")
+    return Channel(
+        name=name,
+        locations=_patterns(where, "locations", table.get("locations", ["*"])),
+        priority=_patterns(where, "priority", table.get("priority", [])),
+        buffer=_buffer(where, "buffer", table.get("buffer", 0)),
+        buffers=tuple((pattern, _buffer(where, f"buffers.{pattern}", value))
+                      for pattern, value in _table(where, "buffers",
+                                                   table.get("buffers", {})).items()),
+        share_percent=None if share is None else _percent(where, "share", share),
+        borrow=_bool(where, "borrow", table.get("borrow", False)),
+        publish_min=_count(where, "publish_min", table.get("publish_min", 0)))
+
+
+def _patterns(where: str, key: str, value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value) \
+            or len(value) > PATTERNS_MAX:
+        raise ChannelError(f"{where}: {key}: must be a list of location names or patterns")
+    return tuple(value)
+
+
+def _table(where: str, key: str, value) -> dict:
+    if not isinstance(value, dict) or len(value) > PATTERNS_MAX:
+        raise ChannelError(f"{where}: {key}: must be a table of location = buffer")
+    return value
+
+
+def _buffer(where: str, key: str, value) -> Buffer:
+    if isinstance(value, str):
+        return Buffer(percent=_percent(where, key, value))
+    return Buffer(units=_count(where, key, value))
+
+
+def _percent(where: str, key: str, value) -> float:
+    text = value[:-1] if isinstance(value, str) and value.endswith("%") else None
+    try:
+        percent = float(text) if text is not None else math.nan
+    except ValueError:
+        percent = math.nan
+    if not 0 <= percent <= 100:
+        raise ChannelError(f"{where}: {key}: must be a percentage such as \"20%\" (0..100)")
+    return percent
+
+
+def _count(where: str, key: str, value) -> int:
+    if type(value) is not int or not 0 <= value <= 1_000_000_000:
+        raise ChannelError(f"{where}: {key}: must be a whole number of units, 0..1000000000")
+    return value
+
+
+def _bool(where: str, key: str, value) -> bool:
+    if type(value) is not bool:
+        raise ChannelError(f"{where}: {key}: must be true or false")
+    return value
+
+
+def channel_available(available: int, buffer_units: int, cap_percent: float | None,
+                      held_by_channel: int, publish_min: int) -> int:
+    """What a channel may sell (and is shown) at one location.
+
+    `available` is the location's available-to-sell; the channel's own holds and orders
+    there (`held_by_channel`) count against its cap, which is a share of what is sellable
+    plus what it already holds. Below `publish_min` it is 0.
+    """
+    figure = available - buffer_units
+    if cap_percent is not None:
+        allowance = math.floor((available + held_by_channel) * cap_percent / 100)
+        figure = min(figure, allowance - held_by_channel)
+    figure = max(figure, 0)
+    return figure if figure >= publish_min else 0
