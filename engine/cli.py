@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
-from engine import demo, erp_commands
+from engine import demo, erp_commands, explain_command, status_command, trace
 from engine.config import DurabilityConfig, GatewayConfig, LaneLimits
 from engine.embedded_redis import DATA_DIR, DEMO_DATA_DIR, SOCKET_NAME
 from engine.mappings import MappingError, Mappings
@@ -41,6 +40,15 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                         help="how long a cart spanning partitions is held before it is "
                              f"confirmed (default {GatewayConfig.cart_tentative_ttl_s})")
     _add_mappings_option(parser)
+    _add_metrics_options(parser)
+
+
+def _add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-port", type=int, default=_env("METRICS_PORT", None),
+                        help="serve Prometheus /metrics and the ops dashboard (/) on this "
+                             "port; 0 picks a free one (default: off)")
+    parser.add_argument("--metrics-host", default=_env("METRICS_HOST", "127.0.0.1"),
+                        help="address of the metrics port (default 127.0.0.1)")
 
 
 def _add_mappings_option(parser: argparse.ArgumentParser) -> None:
@@ -123,9 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     ingest_parser.add_argument("--data-dir", default=_env("DATA_DIR", DATA_DIR))
     ingest_parser.add_argument("--workers", type=int, default=_env("INGEST_WORKERS", 1))
     _add_mappings_option(ingest_parser)
+    _add_metrics_options(ingest_parser)
     _add_dlq_parser(commands)
     _add_sim_parser(commands)
     erp_commands.add_parsers(commands, _env)
+    explain_command.add_parser(commands, _env)
+    trace.add_parser(commands, _env, DATA_DIR)
+    status_command.add_parser(commands, _env)
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.skus < 2 or args.partitions < 1:
@@ -137,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         return _dlq(parser, args)
     if args.command == "sim":
         return _sim(parser, args)
+    if args.command == "explain":
+        return explain_command.run(args)
+    if args.command == "status":
+        return status_command.run(args)
+    if args.command == "trace":
+        return trace.run(args, _events_redis_url(args))
     if args.command in ("erp-sync", "reconcile"):
         _log_to_stderr()
         return erp_commands.run(parser, args, _events_redis_url(args))
@@ -147,6 +165,9 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from gateway.serve import ServeOptions, serve, serve_gateway, serve_ingest
 
     _check_mappings(parser, args.mappings)
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        parser.error("--metrics-port must be between 0 and 65535")
+    metrics = {"metrics_port": args.metrics_port, "metrics_host": args.metrics_host}
     if args.command == "ingest":
         if args.partitions < 1 or args.workers < 1:
             parser.error("--partitions and --workers must be at least 1")
@@ -154,7 +175,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         url = _events_redis_url(args)
         serve_ingest(ServeOptions(partitions=args.partitions, ray_address=args.ray_address,
                                   ray_namespace=args.ray_namespace, mappings_dir=args.mappings,
-                                  ingest_workers=args.workers), url)
+                                  ingest_workers=args.workers, **metrics), url)
         return 0
     if min(args.partitions, getattr(args, "gateways", 1), args.queue_commands_max,
            args.cart_tentative_ttl_s) < 1 or getattr(args, "ingest_workers", 0) < 0:
@@ -171,7 +192,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     options = ServeOptions(host=args.host, port=args.port, partitions=args.partitions,
                            gateways=getattr(args, "gateways", 1), ray_address=args.ray_address,
                            ray_namespace=args.ray_namespace, config=config,
-                           mappings_dir=args.mappings,
+                           mappings_dir=args.mappings, **metrics,
                            **({"durability": _durability(parser, args, args.ray_namespace),
                                "data_dir": args.data_dir, "ingest_workers": args.ingest_workers,
                                "erp_url": args.erp_url}
@@ -292,8 +313,9 @@ def _check_mappings(parser: argparse.ArgumentParser, folder: str | None) -> None
 
 
 def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from engine import logs
+
+    logs.configure()
 
 
 if __name__ == "__main__":

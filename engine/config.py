@@ -14,6 +14,8 @@ class RequestLimits:
     lines_per_request_max: int = 500
     movements_per_request_max: int = 1_000
     items_per_query_max: int = 1_000
+    # An explained item scans the partition's ring of latest changes: fewer per query.
+    explained_items_max: int = 50
     quantity_max: int = 1_000_000_000
     ttl_seconds_max: int = 86_400
     identifier_bytes_max: int = 128

@@ -107,6 +107,8 @@ async def _sync(args, client, partitions: int, config: ErpSyncConfig) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Registered before it says it drains: from here on its backlog is measured.
+    await asyncio.to_thread(sync.register)
     metrics = ""
     if args.metrics_port is not None:
         port = serve_metrics(sync, args.metrics_port, args.metrics_host)

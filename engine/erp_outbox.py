@@ -2,7 +2,8 @@
 
 Keys under `{prefix}:erp:`: `sync-id`, `plan-number`, `plan` (hash: the plan and which of
 its batches are settled), `lease` (the one job allowed to post), `paused` (set while a
-reconciliation compares) and `dlq` (a stream).
+reconciliation compares), `status` (what a running job shows), `dlq` and `history`
+(streams: refused batches, finished plans).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from engine.journal_store import JournalStore
 
 SETTLED, DEAD = b"settled", b"dead"
 DLQ_ENTRIES_MAX = 100_000
+HISTORY_ENTRIES_MAX = 100_000
 
 # KEYS: lease. ARGV: owner, ttl_ms. Renew only a lease this owner still holds.
 _RENEW_LUA = """
@@ -43,8 +45,8 @@ class SyncState:
         base = f"{prefix}:erp"
         self._sync_id_key, self._number_key = f"{base}:sync-id", f"{base}:plan-number"
         self._plan_key, self._lease_key = f"{base}:plan", f"{base}:lease"
-        self._pause_key = f"{base}:paused"
-        self.dlq_key = f"{base}:dlq"
+        self._pause_key, self._status_key = f"{base}:paused", f"{base}:status"
+        self.dlq_key, self.history_key = f"{base}:dlq", f"{base}:history"
         self._renew = client.register_script(_RENEW_LUA)
         self._drop = client.register_script(_DROP_LUA)
         self.owner = uuid.uuid4().hex
@@ -102,10 +104,32 @@ class SyncState:
         leaves the plan, which is posted again (the ERP drops repeated keys) and finished."""
         for partition, seq in sorted(plan.reached.items()):
             stores[partition].checkpoint(reader, seq)
-        self._client.delete(self._plan_key)
+        with self._client.pipeline(transaction=True) as pipe:
+            # What went where, so `availability trace` can follow a change into the ERP.
+            pipe.xadd(self.history_key, {
+                "plan": plan.number, "keys": json.dumps([plan.key(i)
+                                                         for i in range(len(plan.batches))]),
+                "reached": json.dumps(plan.reached), "finished_at_unix_ms":
+                    int(time.time() * 1000)}, maxlen=HISTORY_ENTRIES_MAX, approximate=True)
+            pipe.delete(self._plan_key)
+            pipe.execute()
 
     def dead_letters(self) -> int:
         return self._client.xlen(self.dlq_key)
+
+    # ---- what a running job shows others ---------------------------------------------------
+
+    def publish_status(self, status: dict, ttl_ms: int) -> None:
+        """The job's breaker and lag for other processes' dashboards; lapses if it dies."""
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._status_key, mapping=status)
+            pipe.pexpire(self._status_key, ttl_ms)
+            pipe.execute()
+
+    def status(self) -> dict[str, float]:
+        """The running job's last published figures; empty when none runs."""
+        return {name.decode(): float(value)
+                for name, value in self._client.hgetall(self._status_key).items()}
 
     # ---- pausing, for reconciliation ------------------------------------------------------
 

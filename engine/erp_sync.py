@@ -30,6 +30,8 @@ from engine.journal_store import JournalStore
 log = logging.getLogger(__name__)
 READER = "erp-sync"
 LEASE_TTL_MS = 10_000
+STATUS_INTERVAL_S = 1.0
+STATUS_TTL_MS = 10_000
 # Sync lags kept for percentiles (one per journal entry that had something to send).
 LAG_SAMPLES_MAX = 100_000
 
@@ -80,6 +82,7 @@ class ErpSync:
         if not await self._take_lease(stop):
             return
         renewing = asyncio.create_task(self._renew_lease(stop))
+        publishing = asyncio.create_task(self._publish_status(stop))
         try:
             await asyncio.to_thread(self.register)
             while not stop.is_set() and not self._lease_lost:
@@ -96,6 +99,7 @@ class ErpSync:
                     await _wait(stop, 1.0)
         finally:
             renewing.cancel()
+            publishing.cancel()
             with contextlib.suppress(redis.RedisError):
                 await asyncio.to_thread(self.state.drop_lease)
 
@@ -281,6 +285,16 @@ class ErpSync:
                 log.error("the sync lease was lost; this job stops posting")
                 self._lease_lost = True
                 return
+
+    async def _publish_status(self, stop: asyncio.Event) -> None:
+        """Every second: breaker and lag, where serve's dashboard reads them."""
+        while not await _wait(stop, STATUS_INTERVAL_S):
+            status = {"breaker_state": int(self.breaker_state()), "lag_s": self.lag_s(),
+                      "updated_at_unix_ms": int(time.time() * 1000)}
+            try:
+                await asyncio.to_thread(self.state.publish_status, status, STATUS_TTL_MS)
+            except redis.RedisError as error:
+                log.debug("status not published: %s", error)
 
     # ---- what operators read ------------------------------------------------------------
 

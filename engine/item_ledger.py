@@ -23,7 +23,8 @@ class LedgerLine(NamedTuple):
 
 
 class ItemLedger:
-    """The last `capacity` changes over all rows; numbers in numpy, names in lists.
+    """The last `capacity` changes over all rows, in plain lists: a record is on the hot path
+    of every movement and hold, and list stores cost a fraction of numpy scalar stores.
 
     Not in snapshots: after a restart it holds what the journal replayed since the snapshot.
     """
@@ -31,10 +32,10 @@ class ItemLedger:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.total = 0  # changes ever recorded; change n lives in slot n % capacity
-        self.row = np.full(capacity, _NO_ROW, dtype=np.int64)
-        self.seq = np.zeros(capacity, dtype=np.int64)
-        self.at_ms = np.zeros(capacity, dtype=np.int64)
-        self.quantity = np.zeros(capacity, dtype=np.int64)
+        self.row = [_NO_ROW] * capacity
+        self.seq = [0] * capacity
+        self.at_ms = [0] * capacity
+        self.quantity = [0] * capacity
         self.what: list[str] = [""] * capacity
         self.key: list[str] = [""] * capacity
         self.source: list[str] = [""] * capacity
@@ -44,36 +45,35 @@ class ItemLedger:
                source: str = "", correlation_id: str = "") -> None:
         slot = self.total % self.capacity
         self.row[slot], self.seq[slot], self.at_ms[slot] = row, seq, at_ms
-        self.quantity[slot] = quantity
-        self.what[slot], self.key[slot] = what, key
+        self.quantity[slot], self.what[slot], self.key[slot] = quantity, what, key
         self.source[slot], self.correlation_id[slot] = source, correlation_id
         self.total += 1
 
     def record_holds(self, rows: np.ndarray, seqs: np.ndarray, at_ms: int,
                      quantities: np.ndarray, keys: Sequence[str], sources: Sequence[str],
                      correlation_ids: Sequence[str]) -> None:
-        """Many RESERVE changes at once (a run of single-line holds), oldest first."""
+        """Many RESERVE changes at once (a run of single-line holds), oldest first: slice
+        stores, so a run of thousands costs a few list copies."""
         count = len(rows)
-        if count > self.capacity:  # only the newest fit
-            skip = count - self.capacity
-            self.total += skip
-            rows, seqs, quantities = rows[skip:], seqs[skip:], quantities[skip:]
-            keys, sources = keys[skip:], sources[skip:]
-            correlation_ids = correlation_ids[skip:]
-            count = self.capacity
-        slots = (self.total + np.arange(count)) % self.capacity
-        self.row[slots], self.seq[slots], self.at_ms[slots] = rows, seqs, at_ms
-        self.quantity[slots] = quantities
-        for slot, key, source, correlation_id in zip(slots.tolist(), keys, sources,
-                                                     correlation_ids, strict=True):
-            self.what[slot], self.key[slot] = "RESERVE", key
-            self.source[slot], self.correlation_id[slot] = source, correlation_id
+        skip = max(0, count - self.capacity)  # only the newest fit
+        self.total += skip
+        count -= skip
+        columns = ((self.row, rows.tolist()), (self.seq, seqs.tolist()),
+                   (self.at_ms, [at_ms] * len(rows)), (self.quantity, quantities.tolist()),
+                   (self.what, ["RESERVE"] * len(rows)), (self.key, list(keys)),
+                   (self.source, list(sources)), (self.correlation_id, list(correlation_ids)))
+        start = self.total % self.capacity
+        first = min(count, self.capacity - start)  # up to the ring's end, the rest wraps
+        for column, values in columns:
+            values = values[skip:]
+            column[start:start + first] = values[:first]
+            column[:count - first] = values[first:]
         self.total += count
 
     def last(self, row: int, count: int) -> list[LedgerLine]:
         """The newest `count` changes of `row`, newest first."""
-        slots = np.flatnonzero(self.row == row)
-        slots = slots[np.argsort(self.seq[slots], kind="stable")[::-1][:count]]
-        return [LedgerLine(int(self.seq[s]), int(self.at_ms[s]), self.what[s],
-                           int(self.quantity[s]), self.key[s], self.source[s],
-                           self.correlation_id[s]) for s in slots.tolist()]
+        slots = np.flatnonzero(np.asarray(self.row) == row)
+        slots = slots[np.argsort(np.asarray(self.seq)[slots], kind="stable")[::-1][:count]]
+        return [LedgerLine(self.seq[s], self.at_ms[s], self.what[s], self.quantity[s],
+                           self.key[s], self.source[s], self.correlation_id[s])
+                for s in slots.tolist()]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+
+from engine.latency_histogram import LatencyHistogram
 
 log = logging.getLogger(__name__)
 # One call carries at most this many entries (bounded Lua arguments, bounded latency).
@@ -61,6 +64,8 @@ class JournalWriter:
         self._wake = threading.Condition()
         self._failed: BaseException | None = None
         self.last_ticket = WRITTEN
+        # Each successful group-commit write's round trip to Redis, for operators.
+        self.write_latency = LatencyHistogram()
         threading.Thread(target=self._write_forever, name="journal-writer", daemon=True).start()
 
     @property
@@ -92,11 +97,13 @@ class JournalWriter:
                     self._wake.wait()
                 batch = self._queue[:ENTRIES_PER_WRITE_MAX]
                 del self._queue[:ENTRIES_PER_WRITE_MAX]
+            started = time.perf_counter()
             try:
                 self._append([(last_seq, entry) for last_seq, entry, _ in batch])
             except Exception as error:  # Redis gone, timed out, or this actor was fenced
                 self._fail(batch, error)
                 continue
+            self.write_latency.observe(1000 * (time.perf_counter() - started))
             for _, _, ticket in batch:
                 ticket.settle()
 

@@ -181,6 +181,7 @@ class GetAvailability(NamedTuple):
 
     items: tuple[ItemRef, ...]
     channel: str = ""
+    explain: bool = False
 
 
 Command = Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvailability
@@ -273,6 +274,7 @@ class ItemAvailability(NamedTuple):
     incoming: int
     available_to_sell: int
     known: bool
+    explanation: Explanation | None = None
 
 
 class AvailabilityResult(NamedTuple):

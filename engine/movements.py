@@ -39,13 +39,12 @@ def apply(state: PartitionState, movement: Movement, now_ms: int) -> MovementRes
 
 
 def _note_in_item_ledger(state: PartitionState, m: Movement, now_ms: int) -> None:
-    what = MovementType(m.type).name
-    notes = [(m.location, what)]
+    record, find = state.item_ledger.record, state.items.find
+    record(find(m.sku, m.location), state.seq, now_ms, _NAMES[m.type], m.quantity,
+           m.event_id, m.source, m.correlation_id)
     if m.type is MovementType.TRANSFER_OUT:
-        notes.append((m.destination_location, f"{what} (arriving)"))
-    for location, note in notes:
-        state.item_ledger.record(state.items.find(m.sku, location), state.seq, now_ms, note,
-                                 m.quantity, m.event_id, m.source, m.correlation_id)
+        record(find(m.sku, m.destination_location), state.seq, now_ms,
+               "TRANSFER_OUT (arriving)", m.quantity, m.event_id, m.source, m.correlation_id)
 
 
 def _malformed(m: Movement) -> str:
@@ -62,6 +61,8 @@ def _malformed(m: Movement) -> str:
 
 
 def _no_room(state: PartitionState, m: Movement) -> str:
+    if state.items.size + 2 <= state.config.items_max:
+        return ""  # a movement adds at most two rows: no lookups needed far from the bound
     locations = {m.location, m.destination_location} - {""}
     new_rows = sum(state.items.find(m.sku, location) is None for location in locations)
     if state.items.size + new_rows > state.config.items_max:
@@ -110,7 +111,8 @@ def _receipt(state, m, occurred_at_ms, now_ms):
 
 
 def _inbound_expected(state, m, occurred_at_ms, now_ms):
-    state.items.columns["incoming"][state.row_of(m.sku, m.location)] += m.quantity
+    row = state.row_of(m.sku, m.location)  # first: a new row may grow (replace) the columns
+    state.items.columns["incoming"][row] += m.quantity
     return "", ""
 
 
@@ -205,7 +207,8 @@ def _return_scrapped(state, m, occurred_at_ms, now_ms):
 
 
 def _damage(state, m, occurred_at_ms, now_ms):
-    state.items.columns["damaged"][state.row_of(m.sku, m.location)] += m.quantity
+    row = state.row_of(m.sku, m.location)
+    state.items.columns["damaged"][row] += m.quantity
     return "", ""
 
 
@@ -225,10 +228,12 @@ def _transfer_in(state, m, occurred_at_ms, now_ms):
 
 
 def _safety_stock_set(state, m, occurred_at_ms, now_ms):
-    state.items.columns["safety_stock"][state.row_of(m.sku, m.location)] = m.quantity
+    row = state.row_of(m.sku, m.location)
+    state.items.columns["safety_stock"][row] = m.quantity
     return "", ""
 
 
+_NAMES = {kind: kind.name for kind in MovementType}
 # Each handler returns (refusal, note): a refusal rejects the movement and changes nothing.
 _HANDLERS = {
     MovementType.RECEIPT: _receipt,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import pickle
 import threading
 import time
 
 import ray
 
-from engine import compactor
+from engine import compactor, wire
 from engine.config import DurabilityConfig, PartitionConfig
 from engine.durable_partition import DurablePartition
 from engine.journal_store import JournalStore, connect
@@ -62,20 +61,25 @@ class PartitionActor:
                          daemon=True).start()
 
     def apply(self, batch: bytes) -> bytes:
-        """A pickled (submitter, number, oldest unanswered, commands) in, the pickled list of
-        results out.
+        """A batch of (submitter, number, oldest unanswered) and commands in, its results
+        out, both as bytes of engine/wire.py's dumps_batch.
 
         Batches travel as bytes pickled by the standard C pickler: Ray would otherwise
         serialize them with cloudpickle, two to three times slower for these tuples.
         """
-        submitter, number, oldest, commands = pickle.loads(batch)
+        (submitter, number, oldest), commands = wire.loads_batch(batch)
         with self._order.turn(submitter, number, oldest):
             pending = self._partition.start(commands)
-        return pickle.dumps(pending.results(), protocol=pickle.HIGHEST_PROTOCOL)
+        return wire.dumps_batch((), pending.results())
 
     def ready(self) -> dict:
         """Answers once the partition can take commands (a restarted one, once recovered)."""
         return {**self._partition.status(), "pid": os.getpid()}
+
+    def metrics(self) -> dict:
+        """ready()'s figures plus holds, journal write latency and snapshot age (it scans
+        the holds, so gateways poll it every few seconds rather than per health probe)."""
+        return {**self._partition.metrics(), "pid": os.getpid()}
 
     def _tick_forever(self) -> None:
         while True:

@@ -101,7 +101,7 @@ class PartitionState:
     def _apply_one(self, command: Command, now_ms: int) -> Result:
         kind = type(command)
         if kind is GetAvailability:
-            return self.query(command.items)
+            return self.query(command.items, command.explain)
         self.seq += 1
         if kind is Expire:
             return self._expire(now_ms)
@@ -267,7 +267,7 @@ class PartitionState:
 
     # ---- reads and loads ------------------------------------------------------------------
 
-    def query(self, items: Iterable) -> AvailabilityResult:
+    def query(self, items: Iterable, explain: bool = False) -> AvailabilityResult:
         """The quantities of each (sku, location); unknown ones read as zero, not known."""
         answers = []
         for sku, location in items:
@@ -277,7 +277,8 @@ class PartitionState:
                 continue
             quantities = self.items.quantities(row)
             answers.append(ItemAvailability(sku, location, *quantities,
-                                            self.items.available_to_sell(row), True))
+                                            self.items.available_to_sell(row), True,
+                                            self.explain(sku, location) if explain else None))
         return AvailabilityResult(Outcome.OK, tuple(answers))
 
     def explain(self, sku: str, location: str, recent_max: int = 10) -> Explanation | None:

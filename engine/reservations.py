@@ -133,6 +133,28 @@ class ReservationBook:
                         return instant
         return 0
 
+    def count_holds(self, due_by_ms: int) -> tuple[int, int]:
+        """(holds live, those of them due by `due_by_ms`), read from the due-time index.
+
+        Safe to call from another thread than the one applying batches, without the
+        partition's lock: the buckets are copied in one step, and an entry that changes
+        meanwhile is counted as it was or as it is (a gauge, not a ledger). The cost grows
+        with the holds filed, so operators poll it every few seconds, not per batch.
+        """
+        live = due = 0
+        by_id = self.by_id
+        for instant, bucket in list(self._due_buckets.items()):
+            for reservation_id in bucket:
+                entry = by_id.get(reservation_id)
+                # A run's entry is a hold nothing has touched since it was granted.
+                if entry is None or (type(entry) is not tuple and (
+                        entry.state is not ReservationState.HELD
+                        or entry.expires_at_ms != instant)):
+                    continue
+                live += 1
+                due += instant <= due_by_ms
+        return live, due
+
     def pop_due(self, now_ms: int) -> list[Reservation]:
         """Holds whose time has come; entries for holds no longer held are dropped."""
         due = []

@@ -273,11 +273,12 @@ class AvailabilityClient:
         return await self._coalescer.submit(request, timeout)
 
     async def get_availability(self, items: Sequence[tuple[str, str] | pb.ItemRef], *,
-                               channel: str = "",
+                               channel: str = "", explain: bool = False,
                                timeout: float | None = None) -> list[pb.ItemAvailability]:
-        """Read the quantities of SKU-locations, in request order."""
+        """Read the quantities of SKU-locations, in request order; `explain` adds each
+        figure's breakdown and the latest changes behind it."""
         request = pb.GetAvailabilityRequest(items=[_as_message(pb.ItemRef, item) for item in items],
-                                            channel=channel)
+                                            channel=channel, explain=explain)
         return list((await self._call(self._stub.GetAvailability, request, timeout)).items)
 
     async def apply_movements(self, movements: Sequence[pb.Movement], *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import grpc
@@ -10,6 +11,7 @@ from inventory.v1 import availability_pb2 as pb
 from engine.model import (
     AvailabilityResult,
     Commit,
+    Explanation,
     GetAvailability,
     ItemRef,
     Movement,
@@ -28,6 +30,9 @@ from engine.normalize import RawMovement
 # inbound movement type needs one, to keep an unknown number for validation to name.
 # A dict lookup is ten times cheaper than MovementType(value) on the hot path.
 _MOVEMENT_TYPES = {member.value: member for member in MovementType}
+# Built by tuple.__new__ in C: a NamedTuple's _make goes through Python, on the hot path.
+_new_movement = functools.partial(tuple.__new__, Movement)
+_new_raw_movement = functools.partial(tuple.__new__, RawMovement)
 
 # Refusals only; not enough stock is a REJECTED answer with gRPC OK (DESIGN section 5).
 _STATUS_OF_OUTCOME = {
@@ -82,12 +87,12 @@ def movement_command(message: pb.Movement) -> Movement | RawMovement:
     """
     if message.unit_of_measure or message.status:
         return raw_movement(message)
-    return Movement._make(_movement_fields(message))
+    return _new_movement(_movement_fields(message))
 
 
 def raw_movement(message: pb.Movement) -> RawMovement:
     """Every field of a wire Movement, unit_of_measure and status included, for normalize."""
-    return RawMovement._make((*_movement_fields(message), message.unit_of_measure,
+    return _new_raw_movement((*_movement_fields(message), message.unit_of_measure,
                               message.status))
 
 
@@ -110,6 +115,7 @@ def availability_query(request: pb.GetAvailabilityRequest) -> GetAvailability:
     return GetAvailability(
         items=tuple([ItemRef(item.sku, item.location) for item in request.items]),
         channel=request.channel,
+        explain=request.explain,
     )
 
 
@@ -155,12 +161,24 @@ def availability_response(result: AvailabilityResult) -> pb.GetAvailabilityRespo
     response = pb.GetAvailabilityResponse()
     add = response.items.add
     for item in result.items:
-        add(sku=item.sku, location=item.location, on_hand=item.on_hand,
-            reserved=item.reserved, committed=item.committed,
-            safety_stock=item.safety_stock, damaged=item.damaged,
-            quality_control=item.quality_control, incoming=item.incoming,
-            available_to_sell=item.available_to_sell, known=item.known)
+        added = add(sku=item.sku, location=item.location, on_hand=item.on_hand,
+                    reserved=item.reserved, committed=item.committed,
+                    safety_stock=item.safety_stock, damaged=item.damaged,
+                    quality_control=item.quality_control, incoming=item.incoming,
+                    available_to_sell=item.available_to_sell, known=item.known)
+        if item.explanation is not None:
+            _explain(added.explanation, item.explanation)
     return response
+
+
+def _explain(message: pb.Explanation, explanation: Explanation) -> None:
+    message.earliest_hold_expires_at_unix_ms = explanation.earliest_hold_expires_at_ms
+    for name, quantity in explanation.terms:
+        message.terms.add(name=name, quantity=quantity)
+    for line in explanation.recent:
+        message.recent.add(seq=line.seq, at_unix_ms=line.at_unix_ms, what=line.what,
+                           quantity=line.quantity, key=line.key, source=line.source,
+                           correlation_id=line.correlation_id)
 
 
 # ---- errors -----------------------------------------------------------------------------

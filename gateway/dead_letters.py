@@ -19,7 +19,8 @@ from typing import NamedTuple, TypeVar
 import redis
 from google.protobuf import json_format
 
-from gateway.ingest import ADDED_FIELDS, EntryRefused, IngestConfig, decode_entry
+from gateway.ingest import ADDED_FIELDS, IngestConfig
+from gateway.ingest_entries import EntryRefused, decode_entry
 
 REPLAYED_FROM = b"replayed_from"
 # What a worker added to letters written before it listed them in ADDED_FIELDS; their

@@ -17,25 +17,16 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from inventory.v1 import availability_pb2 as pb
 
 from engine.mappings import Mappings
-from engine.model import Movement, MovementCode, MovementResult, Outcome
-from engine.normalize import normalize
-from engine.routing import partition_of
-from engine.validation import ValidationError, validate_movements
-from gateway import codec
-from gateway.lanes import LaneOverloaded
+from engine.model import MovementCode, MovementResult, Outcome
+from gateway.ingest_entries import EntryRefused, IngestStats, decode_entry, read_entries
 from gateway.router import Router
 
-SCHEMA_VERSION = b"1"
 # The fields a dead letter adds to the entry, and the one that lists which it added.
 _LETTER_FIELDS = (b"reason", b"entry_id", b"attempts", b"source")
 ADDED_FIELDS = b"added_fields"
@@ -50,60 +41,17 @@ class IngestConfig:
     group: str = "availability-ingest"
     dead_letters: str = "availability:events:dlq"
 
-    batch_entries_max: int = 1_000
+    # Entries per XREADGROUP. A read's movements go to each partition as one lot, and
+    # bigger calls cost the actors less per movement (loadtest/BENCHMARKS.md: 36 µs at 250
+    # a call, 29 µs at 860). With the default 4 partitions a read makes lots of ~875, one
+    # call each: under a lane's batch_commands_max (1,000), so none is split in two.
+    batch_entries_max: int = 3_500
     block_ms: int = 500
     # An entry pending this long is taken to be abandoned (its worker died) and claimed.
     claim_idle_ms: int = 10_000
     claim_interval_s: float = 1.0
     # An entry delivered this often without being applied goes to the DLQ.
     deliveries_max: int = 10
-
-
-class EntryRefused(Exception):
-    """An entry that can never be applied as it is: it goes to the DLQ with this reason."""
-
-
-@dataclass
-class IngestStats:
-    """What a worker has done, and what it saw of each source's sequence numbers."""
-
-    applied: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    retried: int = 0
-    sequence_gaps: Counter = field(default_factory=Counter)  # source -> missing numbers
-    sequence_regressions: Counter = field(default_factory=Counter)
-    last_sequence: dict[str, int] = field(default_factory=dict)
-
-    def saw_sequence(self, movement: Movement) -> None:
-        """Count gaps and regressions of a source's `source_sequence`; never block on them."""
-        sequence = movement.source_sequence
-        if not sequence:
-            return
-        last = self.last_sequence.get(movement.source)
-        if last is not None and sequence > last + 1:
-            self.sequence_gaps[movement.source] += sequence - last - 1
-            log.warning("source %s skipped sequence numbers %s..%s", movement.source,
-                        last + 1, sequence - 1)
-        elif last is not None and sequence <= last:
-            self.sequence_regressions[movement.source] += 1
-        self.last_sequence[movement.source] = max(sequence, last or 0)
-
-
-def decode_entry(fields: dict[bytes, bytes]) -> pb.Movement:
-    """The wire Movement an entry carries; raises EntryRefused naming what is wrong."""
-    version = fields.get(b"schema_version")
-    if version is not None and version != SCHEMA_VERSION:
-        raise EntryRefused(f"schema_version {version.decode(errors='replace')!r} is not "
-                           f"supported (only {SCHEMA_VERSION.decode()})")
-    try:
-        if b"movement" in fields:
-            return pb.Movement.FromString(fields[b"movement"])
-        if b"json" in fields:
-            return json_format.Parse(fields[b"json"], pb.Movement())
-    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
-        raise EntryRefused(f"undecodable payload: {error}") from None
-    raise EntryRefused("entry has neither a `movement` nor a `json` field")
 
 
 class IngestWorker:
@@ -154,61 +102,34 @@ class IngestWorker:
     async def process(self, entries: Sequence[tuple[bytes, dict]], claimed: bool = False) -> None:
         """Apply a batch of entries; acknowledge the applied, dead-letter the hopeless."""
         deliveries = await self._deliveries(entries) if claimed else {}
-        refused: dict[bytes, str] = {}
-        movements: dict[bytes, Movement] = {}
-        acknowledged: list[bytes] = []
-        for entry_id, fields in entries:
-            if not fields:  # deleted from the stream while pending: nothing to apply
-                acknowledged.append(entry_id)
-                continue
-            try:
-                movement = self._movement(fields)
-            except EntryRefused as error:
-                refused[entry_id] = str(error)
-            else:
-                movements[entry_id] = movement
-                self.stats.saw_sequence(movement)
-        answers = await asyncio.gather(*(self._submit(m) for m in movements.values()),
-                                       return_exceptions=True)
-        for entry_id, answer in zip(movements, answers, strict=True):
-            if isinstance(answer, BaseException):  # a partition away, a lane full: later
-                if deliveries.get(entry_id, 1) >= self.config.deliveries_max:
-                    refused[entry_id] = (f"not applied after {deliveries[entry_id]} "
-                                         f"deliveries: {type(answer).__name__}: {answer}")
-                else:
-                    self.stats.retried += 1
-                continue
-            if answer.code is MovementCode.REJECTED or answer.outcome is not Outcome.OK:
+        self.stats.reads += 1
+        self.stats.entries_read += len(entries)
+        batch = read_entries(entries, self._mappings, self._router.config.requests, self.stats)
+        refused = batch.refused
+        acknowledged = batch.empty
+        answers = await self._router.apply_checked_movements(batch.movements)
+        stats = self.stats
+        for entry_id, answer in zip(batch.entry_ids, answers, strict=True):
+            if type(answer) is MovementResult and answer.outcome is Outcome.OK:
+                if answer.code is MovementCode.APPLIED:
+                    stats.applied += 1
+                    acknowledged.append(entry_id)
+                    continue
+                if answer.code is MovementCode.DUPLICATE:
+                    stats.duplicates += 1
+                    acknowledged.append(entry_id)
+                    continue
+            if not isinstance(answer, BaseException):
                 refused[entry_id] = f"{answer.outcome.name}: {answer.message}"
-                continue
-            acknowledged.append(entry_id)
-            if answer.code is MovementCode.DUPLICATE:
-                self.stats.duplicates += 1
-            else:
-                self.stats.applied += 1
-        fields_of = dict(entries)
+            elif deliveries.get(entry_id, 1) >= self.config.deliveries_max:
+                refused[entry_id] = (f"not applied after {deliveries.get(entry_id, 1)} "
+                                     f"deliveries: {type(answer).__name__}: {answer}")
+            else:  # a partition away, a lane full: a later delivery applies it
+                stats.retried += 1
+        fields_of = dict(entries) if refused else {}
         await self._finish(acknowledged, {entry_id: (fields_of[entry_id], reason)
                                           for entry_id, reason in refused.items()},
                            deliveries)
-
-    def _movement(self, fields: dict[bytes, bytes]) -> Movement:
-        try:
-            movement = normalize(codec.movement_command(decode_entry(fields)), self._mappings)
-            validate_movements([movement], self._router.config.requests)
-        except ValidationError as error:
-            raise EntryRefused(str(error).removeprefix("movements[0].")) from None
-        return movement
-
-    def _submit(self, movement: Movement) -> asyncio.Future[MovementResult]:
-        """Queue on the movement's lane now; a lane that refuses gives a failed future (no
-        task per movement: a batch holds a thousand)."""
-        try:
-            return self._router.submit(partition_of(movement.sku, self._router.partitions.count),
-                                       movement, None)
-        except LaneOverloaded as error:
-            refused = asyncio.get_running_loop().create_future()
-            refused.set_exception(error)
-            return refused
 
     async def _deliveries(self, entries: Sequence[tuple[bytes, dict]]) -> dict[bytes, int]:
         """How often each claimed entry has been delivered, from the group's pending list."""

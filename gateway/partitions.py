@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import pickle
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
+from engine import wire
 from engine.model import Command, Result
 from engine.partition_host import PartitionHost
 
@@ -49,10 +49,9 @@ class RayPartitions:
         self._sent[partition] = number + 1
         unanswered = self._unanswered[partition]
         unanswered.add(number)
-        batch = pickle.dumps((self._submitter, number, min(unanswered), list(commands)),
-                             protocol=pickle.HIGHEST_PROTOCOL)
+        batch = wire.dumps_batch((self._submitter, number, min(unanswered)), commands)
         try:
-            return pickle.loads(await self._handles[partition].apply.remote(batch))
+            return wire.loads_batch(await self._handles[partition].apply.remote(batch))[1]
         except self._unreachable as error:
             raise PartitionUnavailable(f"partition {partition} is unavailable: "
                                        f"{type(error).__name__}") from error
@@ -66,6 +65,16 @@ class RayPartitions:
         except Exception:  # timed out, or an actor is dead or restarting
             return False
         return True
+
+    async def metrics(self, timeout_s: float) -> list[dict | None]:
+        """Each partition's operator figures (its actor's `metrics`), None where it did not
+        answer within `timeout_s`: one call per partition, all in flight together."""
+        async def one(handle) -> dict | None:
+            try:
+                return await asyncio.wait_for(handle.metrics.remote(), timeout_s)
+            except Exception:  # timed out, or the actor is dead or restarting
+                return None
+        return list(await asyncio.gather(*(one(handle) for handle in self._handles)))
 
 
 class LocalPartitions:
@@ -81,3 +90,6 @@ class LocalPartitions:
 
     async def ready(self, timeout_s: float) -> bool:
         return True
+
+    async def metrics(self, timeout_s: float) -> list[dict | None]:
+        return [host.status() for host in self.hosts]

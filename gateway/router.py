@@ -38,7 +38,7 @@ from engine.validation import (
     validate_reserve,
 )
 from gateway.carts import combine_parts, reserve_cart
-from gateway.lanes import PartitionLane
+from gateway.lanes import LaneOverloaded, PartitionLane
 from gateway.partitions import Partitions
 
 
@@ -181,10 +181,44 @@ class Router:
         validate_movement_count(movements, limits)  # bound the work before normalizing
         movements = normalize_movements(movements, self.mappings)
         validate_movements(movements, limits)
+        answers = await self.apply_checked_movements(movements, deadline)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return answers
+
+    async def apply_checked_movements(self, movements: Sequence[Movement],
+                                      deadline: float | None = None
+                                      ) -> list[MovementResult | BaseException]:
+        """Each movement's result, or the error that kept it from one, in the given order.
+
+        The movements must be normalized and validated already. Those of one partition go
+        to its lane as one lot with one future, so a batch costs per partition, not per
+        movement; a lane too full for its lot answers LaneOverloaded for each of them.
+        """
         count = self.partitions.count
-        return list(await asyncio.gather(*(
-            self._submit_later(partition_of(movement.sku, count), movement, deadline)
-            for movement in movements)))
+        indexes_of: dict[int, list[int]] = {}
+        for index, movement in enumerate(movements):
+            indexes_of.setdefault(partition_of(movement.sku, count), []).append(index)
+        lots: list[Awaitable[list] | LaneOverloaded] = []
+        for partition, indexes in indexes_of.items():
+            try:
+                lots.append(self.lanes[partition].enqueue_many(
+                    [movements[index] for index in indexes], deadline))
+            except LaneOverloaded as error:
+                lots.append(error)
+        # gather: a caller cancelled while waiting takes its unsent lots out of the queues.
+        answered = await asyncio.gather(*(lot for lot in lots if not isinstance(lot, Exception)),
+                                        return_exceptions=True)
+        answers: list[MovementResult | BaseException] = [None] * len(movements)
+        returned = iter(answered)
+        for indexes, lot in zip(indexes_of.values(), lots, strict=True):
+            part = lot if isinstance(lot, Exception) else next(returned)
+            if isinstance(part, BaseException):
+                part = [part] * len(indexes)
+            for index, answer in zip(indexes, part, strict=True):
+                answers[index] = answer
+        return answers
 
     def _by_partition(self, skus) -> dict[int, list[int]]:
         count = self.partitions.count

@@ -20,7 +20,10 @@ from engine.config import DurabilityConfig, GatewayConfig
 from engine.embedded_redis import DATA_DIR, redis_for
 from engine.mappings import Mappings
 from engine.partition_actor import NAMESPACE, find_partitions, start_partitions
+from engine.process import tune_garbage_collector
 from gateway.ingest import IngestWorker
+from gateway.metrics import GatewayMetrics
+from gateway.ops_server import OpsServer, ops_server
 from gateway.partitions import RayPartitions
 from gateway.router import Router
 from gateway.server import Gateway, host_port
@@ -50,6 +53,9 @@ class ServeOptions:
     ingest_workers: int = 1
     # With an ERP, serve also runs `availability erp-sync` against it, as a child process.
     erp_url: str | None = None
+    # Prometheus /metrics and the ops dashboard on this port (0: any free one; None: off).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 def serve(options: ServeOptions) -> None:
@@ -80,7 +86,7 @@ def _erp_sync_child(options: ServeOptions, redis_url: str | None):
         return
     child = subprocess.Popen([sys.executable, "-m", "engine.cli", "erp-sync", "--erp-url",
                               options.erp_url, "--redis-url", redis_url, "--ray-namespace",
-                              options.ray_namespace], env=os.environ.copy())
+                              options.ray_namespace], env=_child_env())
     try:
         yield
     finally:
@@ -100,8 +106,15 @@ def serve_ingest(options: ServeOptions, redis_url: str) -> None:
              log_to_driver=False, configure_logging=False)
     try:
         handles = find_partitions(options.partitions, options.ray_namespace)
-        router = Router(RayPartitions(handles), options.config, _mappings(options))
-        asyncio.run(_until_signalled(lambda stop: _ingest(router, options, redis_url, stop)))
+        metrics = GatewayMetrics() if options.metrics_port is not None else None
+        partitions = RayPartitions(handles)
+        router = Router(metrics.metered(partitions) if metrics else partitions, options.config,
+                        _mappings(options))
+        if metrics is not None:
+            metrics.watch_lanes(router.lanes)
+        tune_garbage_collector()
+        asyncio.run(_until_signalled(
+            lambda stop: _observed_ingest(router, options, redis_url, stop, metrics)))
     finally:
         ray.shutdown()
 
@@ -139,8 +152,14 @@ def serve_gateway(options: ServeOptions) -> None:
 
 async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
                        extra_gateways: int | None, events_url: str | None = None) -> None:
-    gateway = Gateway(partitions, options.config, _mappings(options))
+    metrics = GatewayMetrics() if options.metrics_port is not None else None
+    gateway = Gateway(partitions, options.config, _mappings(options), metrics=metrics)
+    tune_garbage_collector()
     port = await gateway.start(options.host, options.port)
+    # Before the LISTENING line, so whoever waits for that line has seen this one too.
+    role = "serve" if extra_gateways is not None else "gateway"
+    ops = (await _start_ops(options, metrics, gateway.router.partitions, role, events_url)
+           if metrics is not None else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -161,7 +180,8 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
               f"({options.partitions} partitions, {gateways} gateway"
               f"{'s' if gateways > 1 else ''}) on {host_port(options.host, port)}", flush=True)
         if events_url and options.ingest_workers:
-            ingesting = asyncio.create_task(_ingest(gateway.router, options, events_url, stop))
+            ingesting = asyncio.create_task(_ingest(gateway.router, options, events_url, stop,
+                                                    metrics))
         await stop.wait()
         log.info("draining: no new calls, finishing those in flight")
     finally:
@@ -171,6 +191,8 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
         for child in children:
             child.send_signal(signal.SIGTERM)
         await gateway.stop(DRAIN_GRACE_S)
+        if ops:
+            await ops.stop()
         for child in children:
             try:
                 await asyncio.to_thread(child.wait, DRAIN_GRACE_S + 5)
@@ -186,7 +208,14 @@ def _spawn_gateway(options: ServeOptions, ray_address: str, port: int) -> subpro
                "--queue-commands-max", str(options.config.lanes.queue_commands_max),
                "--cart-tentative-ttl-s", str(options.config.cart_tentative_ttl_s),
                *(["--mappings", options.mappings_dir] if options.mappings_dir else [])]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=_child_env())
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment for a child, less the metrics port: that port is this
+    process's, and a child reading it too would fail to bind it."""
+    return {name: value for name, value in os.environ.items()
+            if name != "AVAILABILITY_METRICS_PORT"}
 
 
 def _wait_listening(child: subprocess.Popen) -> None:
@@ -206,15 +235,40 @@ def _mappings(options: ServeOptions) -> Mappings | None:
 
 
 async def _ingest(router: Router, options: ServeOptions, redis_url: str,
-                  stop: asyncio.Event) -> None:
+                  stop: asyncio.Event, metrics: GatewayMetrics | None = None) -> None:
     """Run `options.ingest_workers` workers until `stop`; one that fails is restarted."""
     client = aioredis.from_url(redis_url)
     mappings = _mappings(options)
+    workers = [IngestWorker(client, router, mappings)
+               for _ in range(max(options.ingest_workers, 1))]
+    if metrics is not None:
+        metrics.watch_ingest(workers)
     try:
-        await asyncio.gather(*(_keep_working(IngestWorker(client, router, mappings), stop)
-                               for _ in range(max(options.ingest_workers, 1))))
+        await asyncio.gather(*(_keep_working(worker, stop) for worker in workers))
     finally:
         await client.aclose()
+
+
+async def _observed_ingest(router: Router, options: ServeOptions, redis_url: str,
+                           stop: asyncio.Event, metrics: GatewayMetrics | None) -> None:
+    """`availability ingest`'s workers, with its metrics and dashboard when asked for."""
+    ops = (await _start_ops(options, metrics, router.partitions, "ingest", redis_url)
+           if metrics is not None else None)
+    try:
+        await _ingest(router, options, redis_url, stop, metrics)
+    finally:
+        if ops:
+            await ops.stop()
+
+
+async def _start_ops(options: ServeOptions, metrics: GatewayMetrics, partitions, role: str,
+                     redis_url: str | None) -> OpsServer:
+    """Serve /metrics and the dashboard on options.metrics_port, and say where."""
+    ops = ops_server(metrics, partitions, role, redis_url, options.ray_namespace)
+    port = await ops.start(options.metrics_host, options.metrics_port)
+    print(f"availability: metrics and dashboard on "
+          f"http://{host_port(options.metrics_host, port)}/", flush=True)
+    return ops
 
 
 async def _keep_working(worker: IngestWorker, stop: asyncio.Event) -> None:

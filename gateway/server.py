@@ -15,8 +15,10 @@ from inventory.v1 import availability_pb2_grpc as pb_grpc
 
 from engine.config import GatewayConfig
 from engine.mappings import Mappings
+from gateway.metrics import GatewayMetrics
 from gateway.partitions import Partitions
 from gateway.router import Router
+from gateway.rpc_metrics import RpcMetricsInterceptor
 from gateway.servicer import AvailabilityServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AvailabilityService"].full_name
@@ -44,12 +46,19 @@ class Gateway:
     """One gRPC server in front of every partition; several may share a port."""
 
     def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
-                 mappings: Mappings | None = None) -> None:
+                 mappings: Mappings | None = None,
+                 metrics: GatewayMetrics | None = None) -> None:
+        # metrics None: nothing counted, so a gateway without --metrics-port pays nothing.
+        if metrics is not None:
+            partitions = metrics.metered(partitions)
         # mappings None: no mapping files, so every source's movements pass through.
         self.router = Router(partitions, config, mappings=mappings)
+        if metrics is not None:
+            metrics.watch_lanes(self.router.lanes)
         self.health = health_aio.HealthServicer()
         self.server = grpc.aio.server(
             options=SERVER_OPTIONS,
+            interceptors=[RpcMetricsInterceptor(metrics)] if metrics is not None else None,
             maximum_concurrent_rpcs=self.router.config.concurrent_rpcs_max)
         pb_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(self.router), self.server)

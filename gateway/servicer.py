@@ -11,6 +11,7 @@ import grpc
 from inventory.v1 import availability_pb2 as pb
 from inventory.v1 import availability_pb2_grpc as pb_grpc
 
+from engine import logs
 from engine.validation import ValidationError
 from gateway import codec
 from gateway.carts import CartAborted
@@ -20,6 +21,7 @@ from gateway.router import Router
 
 StatusCode = grpc.StatusCode
 log = logging.getLogger(__name__)
+CORRELATION_HEADER = "x-correlation-id"
 # Refusals raised on the way to a partition, and the status each is answered with.
 _STATUS_OF_ERROR = (
     (ValidationError, StatusCode.INVALID_ARGUMENT),
@@ -88,21 +90,34 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
         self.router = router
 
     async def Reserve(self, request, context):
+        # The hold carries the id into the journal, so `availability trace` finds it there.
+        request.correlation_id = await _correlate(context, request.correlation_id)
         return await self._unary(context, self._write("reserve", request, deadline_of(context)))
 
     async def Commit(self, request, context):
+        await _correlate(context)
         return await self._unary(context, self._write("commit", request, deadline_of(context)))
 
     async def Release(self, request, context):
+        await _correlate(context)
         return await self._unary(context, self._write("release", request, deadline_of(context)))
 
     async def GetAvailability(self, request, context):
+        await _correlate(context)
+        limit = self.router.config.requests.explained_items_max
+        if request.explain and len(request.items) > limit:
+            await context.abort(StatusCode.INVALID_ARGUMENT,
+                                f"items: at most {limit} when explain is set")
         query = codec.availability_query(request)
         work = self.router.get_availability(query, deadline_of(context))
         return await self._unary(context, self._encode_when_done(
             work, codec.availability_response))
 
     async def ApplyMovements(self, request, context):
+        correlation = await _correlate(context)
+        for movement in request.movements:
+            if not movement.correlation_id:  # a movement's own id wins
+                movement.correlation_id = correlation
         work = self.router.apply_movements(codec.movement_commands(request),
                                            deadline_of(context))
         # Each movement's refusal is in its own result; only the request can fail the call.
@@ -118,6 +133,11 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
             await context.abort(StatusCode.INVALID_ARGUMENT,
                                 f"commands: at most {limit} per batch")
         deadline = deadline_of(context)
+        shared = _metadata_correlation(context)
+        for command in request.commands:
+            # Coalesced callers' holds: each its own id, unless the batch names one for all.
+            if command.HasField("reserve") and not command.reserve.correlation_id:
+                command.reserve.correlation_id = shared or logs.new_correlation_id()
         # A single-partition command is queued on its lane before any is awaited and its
         # answer is the lane's future: no task per command on the hot path. (Carts and
         # commands that span partitions start as tasks, which gather schedules together.)
@@ -159,6 +179,20 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
             return await work
         except Refused as refusal:
             await context.abort(refusal.code, refusal.message)
+
+
+async def _correlate(context: grpc.aio.ServicerContext, from_request: str = "") -> str:
+    """The call's correlation id: the request's, else the `x-correlation-id` metadata, else
+    a new one. It is sent back as metadata and tagged on every log line of the call."""
+    correlation = (from_request or _metadata_correlation(context)
+                   or logs.new_correlation_id())
+    logs.correlation_id.set(correlation)
+    await context.send_initial_metadata(((CORRELATION_HEADER, correlation),))
+    return correlation
+
+
+def _metadata_correlation(context: grpc.aio.ServicerContext) -> str:
+    return dict(context.invocation_metadata() or ()).get(CORRELATION_HEADER, "")
 
 
 def _batch_result(kind: str, answer) -> pb.BatchResult:

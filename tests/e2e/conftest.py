@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -52,6 +52,8 @@ class ServeProcess:
     namespace: str
     partitions: int
     stderr_path: Path
+    # What it printed before the LISTENING line (the metrics address, for one).
+    printed: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -86,7 +88,8 @@ def start_serve(ray_address: str, log_dir: Path, partitions: int, command: str =
                                    env={**os.environ, **(env or {})}, start_new_session=True)
     served = ServeProcess(process, "", namespace, partitions, stderr_path)
     try:
-        match = _read_until_listening(process, f"availability {command}", stderr_path)
+        match = _read_until_listening(process, f"availability {command}", stderr_path,
+                                      printed=served.printed)
     except BaseException:
         served.stop()
         raise
@@ -96,9 +99,11 @@ def start_serve(ray_address: str, log_dir: Path, partitions: int, command: str =
 
 def _read_until_listening(process: subprocess.Popen, name: str, stderr_path: Path,
                           timeout_s: float = READY_TIMEOUT_S,
-                          pattern: re.Pattern = LISTENING) -> re.Match:
+                          pattern: re.Pattern = LISTENING,
+                          printed: list[str] | None = None) -> re.Match:
     """Read stdout in a thread until the LISTENING line, then keep draining it; fail with the
-    process's stderr if it exits first or `timeout_s` passes."""
+    process's stderr if it exits first or `timeout_s` passes. Lines before it go to
+    `printed`."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -120,6 +125,8 @@ def _read_until_listening(process: subprocess.Popen, name: str, stderr_path: Pat
         match = pattern.search(line)
         if match:
             return match
+        if printed is not None:
+            printed.append(line)
     raise AssertionError(f"{name} printed no LISTENING line within {timeout_s}s; "
                          f"stderr:\n{_tail(stderr_path)}")
 

@@ -108,10 +108,10 @@ async def test_erp_sync_killed_mid_drain_restarts_without_loss_or_doubles(world)
 
 
 async def test_erp_429_storm_waits_retry_after(world):
-    """An ERP allowing 2 calls/s answers 429s; the job pauses every call for Retry-After, so
+    """An ERP allowing 1 call/s answers 429s; the job pauses every call for Retry-After, so
     429s stay few, and everything still arrives exactly once."""
     served, simulator, start_sync, client, _ = world
-    await simulator.control("POST", "config", {"rate_limit_rps": 2, "rate_limit_burst": 1})
+    await simulator.control("POST", "config", {"rate_limit_rps": 1, "rate_limit_burst": 1})
     load = await run_load(client, 3, seed=5)
     started = time.monotonic()
     sync = start_sync("--batch-lines-max", "2", "--in-flight-max", "4")
@@ -195,3 +195,30 @@ async def test_serve_with_erp_url_runs_the_sync_job(spawn, tmp_path):
         served.stop()
         await simulator.stop()
         start_embedded_redis(data_dir).stop()
+
+
+async def test_trace_follows_a_correlation_id_from_hold_to_erp_batch(world):
+    """A hold made with an id is found with its commit and shipment, and the ERP batch that
+    carried each change, by `availability trace ID`."""
+    served, simulator, start_sync, client, data_dir = world
+    sync = start_sync()
+    await client.apply_movements([pb.Movement(event_id="trace-receipt", source="wms",
+                                              type=pb.MOVEMENT_TYPE_RECEIPT, sku="trace-sku",
+                                              location="dc-1", quantity=5)])
+    held = await client.reserve([("trace-sku", "dc-1", 2)], idempotency_key="trace-cart",
+                                correlation_id="order-flow-42")
+    await client.commit(held.reservation_id, idempotency_key="trace-commit",
+                        order_ref="order-42")
+    await client.apply_movements([pb.Movement(
+        event_id="trace-ship", source="wms", type=pb.MOVEMENT_TYPE_SHIPMENT, sku="trace-sku",
+        location="dc-1", quantity=2, reservation_id=held.reservation_id)])
+    await sync.wait_drained()
+    done = await asyncio.to_thread(
+        subprocess.run, [*AVAILABILITY, "trace", "order-flow-42", "--data-dir", str(data_dir),
+                         "--ray-namespace", served.namespace, "--json"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    steps = json.loads(done.stdout)
+    assert [step["what"] for step in steps] == ["RESERVE", "COMMIT", "SHIPMENT"]
+    assert steps[0]["correlation_id"] == "order-flow-42" and steps[0]["erp"] == ""
+    assert all(step["erp"] for step in steps[1:]), steps  # commit and shipment reached it

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from engine.config import DurabilityConfig, GatewayConfig
-from engine.journal_store import forget_keys
+from engine.journal_store import connect, forget_keys
 from engine.partition_actor import start_partitions
 from gateway.partitions import RayPartitions
 from gateway.server import Gateway
@@ -26,6 +26,24 @@ REDIS_URL = os.environ.get("AVAILABILITY_TEST_REDIS_URL", "redis://127.0.0.1:637
 
 def pytest_collection_modifyitems(items):
     use_session_loop(items, Path(__file__).parent)
+
+
+@pytest.fixture
+def client():
+    """A journal-style (bytes) client of the test Redis."""
+    client = connect(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(client):
+    """A key prefix of this test's own; its keys are deleted at teardown."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

@@ -5,40 +5,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 
-import pytest
 import redis
 
 from engine.circuit_breaker import BreakerState
 from engine.config import ErpSyncConfig
 from engine.erp_client import ErpRejected, ErpRetryLater
 from engine.erp_sync import READER, ErpSync
-from engine.journal_store import JournalStore, connect
+from engine.journal_store import JournalStore
 from engine.model import Commit, Movement, MovementType, Reserve, ReserveLine
-from tests.integration.conftest import REDIS_URL
 from tests.integration.erp_fakes import JournaledPartitions, ScriptedErp, down
 
 SKUS = [f"sku-{n}" for n in range(12)]
 LOCATIONS = ["dc-1", "store-7"]
 FAST = dict(window_s=0.05, idle_poll_s=0.01, backoff_base_s=0.01, backoff_cap_s=0.05,
             breaker_failures_max=3, breaker_recovery_s=0.3, batch_lines_max=5)
-
-
-@pytest.fixture
-def client():
-    client = connect(REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"test-erp-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    keys = list(client.scan_iter(match=f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 def movements(count: int, source: str = "pos", seed: int = 7) -> list[Movement]:

@@ -1,16 +1,12 @@
-"""JournalStore on the real Redis at 127.0.0.1:6379: ordered appends, fencing, snapshots, trims."""
+"""JournalStore on the real Redis: ordered appends, fencing, snapshots, trims."""
 
 from __future__ import annotations
-
-import uuid
 
 import pytest
 import redis
 
 from engine import journal_store
-from engine.journal_store import Fenced, JournalStore, connect
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from engine.journal_store import Fenced, JournalStore
 
 
 def entry(seq: int) -> bytes:
@@ -22,23 +18,6 @@ def append_each(store: JournalStore, *seqs: int) -> None:
     """Append one entry per seq, each as its own batch."""
     for seq in seqs:
         store.append([(seq, entry(seq))])
-
-
-@pytest.fixture
-def client():
-    client = connect(REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    """A key prefix of this test's own; its keys are deleted at teardown."""
-    prefix = f"test-journal-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    keys = list(client.scan_iter(match=f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture

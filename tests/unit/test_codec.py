@@ -7,10 +7,12 @@ import pytest
 from google.protobuf import json_format
 from inventory.v1 import availability_pb2 as pb
 
+from engine.item_ledger import LedgerLine
 from engine.model import (
     AvailabilityResult,
     Commit,
     Expire,
+    Explanation,
     GetAvailability,
     ItemAvailability,
     ItemRef,
@@ -464,7 +466,23 @@ def test_availability_response_keeps_every_quantity():
                             incoming=16, available_to_sell=35, known=True),
         pb.ItemAvailability(sku="SKU-9", location="WH-1", known=False),
     ])
-    assert_fully_populated(response.items[0])
+    assert_fully_populated(response.items[0], "explanation")  # only when asked
+
+
+def test_availability_explanation_reaches_the_wire_whole():
+    """An explained figure carries its terms, its recent changes and the earliest expiry."""
+    explanation = Explanation((("on_hand", 10), ("reserved", -10)),
+                              (LedgerLine(7, 1_700, "SALE", 2, "pos-1", "pos", "corr-1"),),
+                              1_800)
+    item = ItemAvailability("SKU-1", "WH-1", 10, 10, 0, 0, 0, 0, 0, 0, True, explanation)
+    response = codec.availability_response(AvailabilityResult(Outcome.OK, (item,)))
+    message = response.items[0].explanation
+    assert [(t.name, t.quantity) for t in message.terms] == [("on_hand", 10), ("reserved", -10)]
+    assert_fully_populated(message.recent[0])
+    assert message.recent[0].key == "pos-1" and message.earliest_hold_expires_at_unix_ms == 1_800
+    query = codec.availability_query(pb.GetAvailabilityRequest(
+        items=[pb.ItemRef(sku="SKU-1", location="WH-1")], explain=True))
+    assert query.explain
 
 
 def test_availability_response_negative_available_to_sell_is_kept():

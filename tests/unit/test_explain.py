@@ -77,3 +77,22 @@ def test_item_ledger_keeps_only_the_newest_changes():
     state.apply([move(f"r{n}", MT.RECEIPT, 1) for n in range(20)], NOW)
     recent = state.explain(SKU, LOC, recent_max=100).recent
     assert [line.key for line in recent] == [f"r{n}" for n in range(19, 11, -1)]
+
+
+def test_item_ledger_run_of_holds_wraps_around_the_ring():
+    """A run of holds longer than the room left wraps to the ring's start, newest kept."""
+    import numpy as np
+
+    from engine.item_ledger import ItemLedger
+
+    ledger = ItemLedger(8)
+    for n in range(5):
+        ledger.record(1, n + 1, 0, "SALE", 1, f"s{n}")
+    ledger.record_holds(np.array([1] * 6), np.arange(6, 12), 0, np.ones(6, dtype=np.int64),
+                        [f"r{n}" for n in range(6)], ["web"] * 6, [""] * 6)
+    assert [line.key for line in ledger.last(1, 10)] == [
+        "r5", "r4", "r3", "r2", "r1", "r0", "s4", "s3"]
+    ledger.record_holds(np.array([2] * 20), np.arange(20, 40), 0, np.ones(20, dtype=np.int64),
+                        [f"big{n}" for n in range(20)], [""] * 20, [""] * 20)
+    assert [line.key for line in ledger.last(2, 3)] == ["big19", "big18", "big17"]
+    assert ledger.last(1, 10) == []

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.config import LaneLimits
+from engine.model import Unavailable
 from gateway.lanes import DeadlineExpired, LaneOverloaded, PartitionLane
+from gateway.partitions import PartitionUnavailable
 
 TIMEOUT_S = 5
 
@@ -289,6 +291,166 @@ async def test_drain_returns_once_idle_and_leaves_no_task():
     assert asyncio.all_tasks() == before
 
 
+# ---- lots: many commands, one future ----------------------------------------------------
+
+
+async def test_enqueue_many_idle_lane_sends_lot_in_one_call_with_one_answer_list():
+    """A lot on an idle lane goes in one call; its one future brings every result in order."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
+    lot = lane.enqueue_many(["a", "b", "c"])
+    await until(lambda: len(fake.batches) == 1)
+    assert fake.batches == [["a", "b", "c"]]
+    fake.release(0)
+    assert await asyncio.wait_for(lot, TIMEOUT_S) == [("result", c) for c in "abc"]
+
+
+async def test_enqueue_many_shares_a_call_with_single_commands_in_arrival_order():
+    """Queued behind a call, single commands and a lot go together as the next call, in order."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    before = asyncio.create_task(lane.submit("b"))
+    await until(lambda: lane.queued == 1)
+    lot = lane.enqueue_many(["c", "d"])
+    after = asyncio.create_task(lane.submit("e"))
+    await until(lambda: lane.queued == 4)
+    assert lane.waiting() == ["b", "c", "d", "e"]
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    assert fake.batches[1] == ["b", "c", "d", "e"]
+    fake.release(1)
+    assert await settled([first, before, after]) == [("result", c) for c in "abe"]
+    assert await asyncio.wait_for(lot, TIMEOUT_S) == [("result", "c"), ("result", "d")]
+
+
+async def test_enqueue_many_lot_without_room_waits_whole_for_the_next_call():
+    """A lot that does not fit beside what is queued goes whole in the call after, not split."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, batch_commands_max=3))
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    queued = asyncio.create_task(lane.submit("b"))
+    await until(lambda: lane.queued == 1)
+    lot = lane.enqueue_many(["c", "d", "e"])
+    for call in range(3):
+        fake.release(call)
+        await until(lambda call=call: len(fake.batches) == call + 2 or lot.done())
+    assert fake.batches == [["a"], ["b"], ["c", "d", "e"]]
+    assert await settled([first, queued]) == [("result", "a"), ("result", "b")]
+    assert await asyncio.wait_for(lot, TIMEOUT_S) == [("result", c) for c in "cde"]
+
+
+async def test_enqueue_many_lot_over_batch_cap_is_split_and_answered_once_in_order():
+    """A lot longer than the batch cap goes over several calls; its future answers once, all."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=2, batch_commands_max=2))
+    lot = lane.enqueue_many(list("abcde"))
+    await until(lambda: len(fake.batches) == 2)
+    assert lane.queued == 1
+    fake.release(1)
+    await until(lambda: len(fake.batches) == 3)
+    fake.release(2)
+    await asyncio.sleep(0)
+    assert not lot.done()  # the first part is still in flight
+    fake.release(0)
+    assert fake.batches == [["a", "b"], ["c", "d"], ["e"]]
+    assert await asyncio.wait_for(lot, TIMEOUT_S) == [("result", c) for c in "abcde"]
+
+
+async def test_enqueue_many_unavailable_result_is_partition_unavailable_in_its_place():
+    """A command the partition could not make durable gets PartitionUnavailable; the rest
+    of the lot gets its results."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
+    lot = lane.enqueue_many(["a", "b", "c"])
+    await until(lambda: len(fake.batches) == 1)
+    fake.release(0, answer=[("result", "a"), Unavailable("journal down"), ("result", "c")])
+    answers = await asyncio.wait_for(lot, TIMEOUT_S)
+    assert answers[0] == ("result", "a") and answers[2] == ("result", "c")
+    assert isinstance(answers[1], PartitionUnavailable) and "journal down" in str(answers[1])
+
+
+async def test_enqueue_many_full_queue_refuses_the_whole_lot_and_queues_none_of_it():
+    """A lot that would pass the queue bound is refused at once; nothing of it is sent."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, queue_commands_max=3))
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    kept = lane.enqueue_many(["b", "c"])
+    with pytest.raises(LaneOverloaded):
+        lane.enqueue_many(["d", "e"])
+    assert lane.queued == 2
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1)
+    assert await settled([first, kept]) == [("result", "a"), [("result", "b"), ("result", "c")]]
+    assert fake.sent == ["a", "b", "c"]
+
+
+async def test_enqueue_many_failed_call_fails_the_lot_and_its_unsent_rest_is_dropped():
+    """When a call carrying part of a lot fails, the lot's future fails and the part still
+    queued is never sent; the lane keeps working."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, batch_commands_max=2))
+    lot = lane.enqueue_many(list("abcd"))
+    await until(lambda: len(fake.batches) == 1)
+    boom = ConnectionError("partition down")
+    fake.release(0, answer=boom)
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(lot, TIMEOUT_S)
+    later = asyncio.create_task(lane.submit("e"))
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1)
+    assert await asyncio.wait_for(later, TIMEOUT_S) == ("result", "e")
+    assert fake.sent == ["a", "b", "e"]
+
+
+async def test_enqueue_many_cancelled_lot_is_never_sent_and_frees_the_queue():
+    """Cancelling a queued lot takes all of it out of the queue before any is sent."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    lot = lane.enqueue_many(["gone", "too"])
+    kept = asyncio.create_task(lane.submit("kept"))
+    await until(lambda: lane.queued == 3)
+    lot.cancel()
+    await until(lambda: lane.queued == 1)
+    fake.release(0)
+    await until(lambda: len(fake.batches) == 2)
+    fake.release(1)
+    assert await settled([first, kept]) == [("result", "a"), ("result", "kept")]
+    assert fake.sent == ["a", "kept"]
+
+
+async def test_enqueue_many_expired_deadline_fails_the_lot_unsent():
+    """A lot whose deadline passes while it is queued fails with DeadlineExpired, unsent."""
+    now = [100.0]
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1), clock=lambda: now[0])
+    first = asyncio.create_task(lane.submit("a"))
+    await until(lambda: len(fake.batches) == 1)
+    late = lane.enqueue_many(["late-1", "late-2"], deadline=101.0)
+    now[0] = 102.0
+    fake.release(0)
+    with pytest.raises(DeadlineExpired):
+        await asyncio.wait_for(late, TIMEOUT_S)
+    await asyncio.wait_for(lane.drain(), TIMEOUT_S)
+    assert await settled([first]) == [("result", "a")]
+    assert fake.sent == ["a"]
+
+
+async def test_enqueue_many_empty_lot_is_answered_at_once_without_a_call():
+    """An empty lot answers an empty list and makes no call."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1))
+    assert await asyncio.wait_for(lane.enqueue_many([]), TIMEOUT_S) == []
+    await asyncio.wait_for(lane.drain(), TIMEOUT_S)
+    assert fake.batches == []
+
+
 # One step of a scenario: submit some commands, let the loop run, let the oldest open call
 # return, or cancel the caller of one earlier command.
 steps = st.one_of(
@@ -345,3 +507,76 @@ async def run_scenario(plan, batch_max: int, queue_max: int) -> None:
 def test_lane_any_interleaving_sends_each_command_once_in_order(plan, batch_max, queue_max):
     """Under any interleaving each command is sent at most once, in order, its caller answered."""
     asyncio.run(run_scenario(plan, batch_max, queue_max))
+
+
+def queued(queue, what) -> asyncio.Future | LaneOverloaded:
+    """The future of `queue(what)`, or the LaneOverloaded that refused it."""
+    try:
+        return queue(what)
+    except LaneOverloaded as refused:
+        return refused
+
+
+async def run_lot_scenario(plan, batch_max: int, queue_max: int) -> None:
+    """Play `plan` with single commands and lots mixed, then check every caller's answer."""
+    fake = FakePartition()
+    lane = PartitionLane(fake, LaneLimits(batches_in_flight_max=1, batch_commands_max=batch_max,
+                                          queue_commands_max=queue_max))
+    # (commands, is a lot, future or refusal) per caller, in the order they queued
+    callers: list[tuple[list[int], bool, asyncio.Future | LaneOverloaded]] = []
+    next_command = 0
+    for action, n in plan:
+        if action == "submit":
+            callers += [([c], False, queued(lane.enqueue, c))
+                        for c in range(next_command, next_command + n)]
+            next_command += n
+        elif action == "lot":
+            lot = list(range(next_command, next_command + n))
+            callers.append((lot, True, queued(lane.enqueue_many, lot)))
+            next_command += n
+        elif action == "yield":
+            for _ in range(n):
+                await asyncio.sleep(0)
+        elif action == "complete" and fake.unreleased:
+            fake.release(len(fake.batches) - 1)
+        elif action == "cancel" and callers:
+            answer = callers[n % len(callers)][2]
+            if not isinstance(answer, LaneOverloaded):
+                answer.cancel()
+    drained = asyncio.create_task(lane.drain())
+    while not drained.done():
+        await until(lambda: fake.unreleased or drained.done())
+        if fake.unreleased:
+            fake.release(len(fake.batches) - 1)
+    outcomes = iter(await settled([answer for _, _, answer in callers
+                                   if not isinstance(answer, LaneOverloaded)]))
+
+    sent = fake.sent
+    assert sent == sorted(sent) and max(Counter(sent).values(), default=1) == 1
+    assert all(len(batch) <= batch_max for batch in fake.batches)
+    call_of = {command: call for call, batch in enumerate(fake.batches) for command in batch}
+    for commands, is_lot, answer in callers:
+        outcome = answer if isinstance(answer, LaneOverloaded) else next(outcomes)
+        if isinstance(outcome, LaneOverloaded):
+            assert not any(command in call_of for command in commands)
+        elif isinstance(outcome, asyncio.CancelledError):
+            sent_part = [command for command in commands if command in call_of]
+            assert sent_part == commands[:len(sent_part)]  # a prefix, if any
+        elif not is_lot:
+            assert outcome == ("result", commands[0])
+        else:
+            assert outcome == [("result", command) for command in commands]
+            if len(commands) <= batch_max:  # never split when it fits in one call
+                assert len({call_of[command] for command in commands}) == 1
+
+
+lot_steps = st.one_of(steps, st.tuples(st.just("lot"), st.integers(1, 6)))
+
+
+@given(plan=st.lists(lot_steps, max_size=40), batch_max=st.integers(1, 5),
+       queue_max=st.integers(1, 10))
+def test_lane_lots_and_commands_any_interleaving_each_sent_once_in_order(plan, batch_max,
+                                                                         queue_max):
+    """With lots and single commands mixed, each command is sent at most once, in order, a
+    lot that fits a call is never split, and every caller gets exactly its own answers."""
+    asyncio.run(run_lot_scenario(plan, batch_max, queue_max))

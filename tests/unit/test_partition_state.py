@@ -509,3 +509,21 @@ def test_movement_past_items_max_is_rejected():
     state = new_state_with(PartitionConfig(items_max=1), on_hand=5)
     result = apply_refused(state, move("m", MT.RECEIPT, 3, sku="other"))
     assert result.code is MovementCode.REJECTED
+
+
+def test_movements_creating_items_while_the_table_grows_land_in_the_new_columns():
+    """A DAMAGE, INBOUND_EXPECTED or SAFETY_STOCK_SET that creates the row which grows the
+    item table writes into the grown columns, not the ones it replaced."""
+    from engine.model import Movement
+    from engine.model import MovementType as MovementKind
+    from engine.partition_state import PartitionState as State
+
+    for kind, column in ((MovementKind.DAMAGE, "damaged"),
+                         (MovementKind.INBOUND_EXPECTED, "incoming"),
+                         (MovementKind.SAFETY_STOCK_SET, "safety_stock")):
+        state = State()
+        capacity = state.items.capacity
+        state.apply([Movement(f"e{n}", "wms", kind, f"sku-{n}", "dc", 3)
+                     for n in range(capacity + 1)], 1_700_000_000_000)
+        assert state.items.capacity > capacity
+        assert state.quantities_of(f"sku-{capacity}", "dc")[column] == 3, kind

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from engine.config import GatewayConfig
+from engine.config import GatewayConfig, LaneLimits
 from engine.ids import partitions_of_reservation
 from engine.model import (
     Commit,
@@ -78,6 +78,11 @@ def new_router(stock: int = 10, before_apply=None, **config) -> tuple[Router, Cl
 def reserved(router: Router, sku: str) -> int:
     host = router.partitions.hosts[partition_of(sku, 2)]
     return host.state.quantities_of(sku, LOC)["reserved"]
+
+
+def on_hand(router: Router, sku: str) -> int:
+    host = router.partitions.hosts[partition_of(sku, 2)]
+    return host.state.quantities_of(sku, LOC)["on_hand"]
 
 
 def committed(router: Router, sku: str) -> int:
@@ -291,3 +296,43 @@ async def test_apply_movements_answers_each_in_request_order():
     assert [(r.event_id, r.code) for r in results] == [
         ("e0", MovementCode.APPLIED), ("e1", MovementCode.APPLIED),
         ("e2", MovementCode.APPLIED), ("e0", MovementCode.DUPLICATE)]
+
+
+async def test_apply_checked_movements_sends_one_call_per_partition_answers_in_order():
+    """A batch of movements makes one lane lot, hence one call, per partition it touches."""
+    router, _ = new_router()
+    movements = [Movement(f"e{n}", "erp", MovementType.RECEIPT, sku, LOC, 1)
+                 for n, sku in enumerate((LEFT, RIGHT, LEFT, LEFT, RIGHT, RIGHT))]
+    answers = await router.apply_checked_movements(movements)
+    assert router.partitions.calls == 2
+    assert [(a.event_id, a.code) for a in answers] == [
+        (f"e{n}", MovementCode.APPLIED) for n in range(6)]
+
+
+async def test_apply_checked_movements_full_lane_refuses_its_partition_only():
+    """A partition whose lane cannot take its lot answers LaneOverloaded for each of those
+    movements, in place; the other partition's movements are applied."""
+    router, _ = new_router(lanes=LaneLimits(queue_commands_max=2))
+    movements = [Movement(f"e{n}", "erp", MovementType.RECEIPT, sku, LOC, 1)
+                 for n, sku in enumerate((LEFT, RIGHT, LEFT, LEFT))]
+    answers = await router.apply_checked_movements(movements)
+    assert [type(a).__name__ for a in answers] == [
+        "LaneOverloaded", "MovementResult", "LaneOverloaded", "LaneOverloaded"]
+    assert answers[1].code is MovementCode.APPLIED
+    assert on_hand(router, LEFT) == 10  # none of its lot was applied
+
+
+async def test_apply_checked_movements_failed_partition_answers_its_error_in_place():
+    """A partition call that fails answers its error for each of its movements; the other
+    partition's movements get their results."""
+    def fail_left(commands):
+        if any(command.sku == LEFT for command in commands):
+            raise PartitionUnavailable("partition 0 is restarting")
+    router, _ = new_router(before_apply=fail_left)
+    movements = [Movement(f"e{n}", "erp", MovementType.RECEIPT, sku, LOC, 1)
+                 for n, sku in enumerate((RIGHT, LEFT))]
+    answers = await router.apply_checked_movements(movements)
+    assert answers[0].code is MovementCode.APPLIED
+    assert isinstance(answers[1], PartitionUnavailable)
+    with pytest.raises(PartitionUnavailable):
+        await router.apply_movements(movements)

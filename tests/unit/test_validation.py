@@ -7,7 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from engine import validation
 from engine.config import RequestLimits
 from engine.model import (
     Commit,
@@ -23,6 +26,7 @@ from engine.validation import (
     ValidationError,
     validate_commit,
     validate_get_availability,
+    validate_movement,
     validate_movements,
     validate_release,
     validate_reserve,
@@ -383,6 +387,53 @@ def test_movements_invalid_refused(bad: Movement, field: str, rule: str) -> None
     err = refusal(validate_movements, [movement(), bad, movement(quantity=0)])
     assert err.field == f"movements[1].{field}"
     assert rule in err.rule
+
+
+@pytest.mark.parametrize(("bad", "field", "rule"), MOVEMENT_INVALID.values(),
+                         ids=MOVEMENT_INVALID.keys())
+def test_movement_invalid_refused_naming_the_bare_field(bad: Movement, field: str,
+                                                        rule: str) -> None:
+    """validate_movement (one movement, as ingest checks each) names the field alone."""
+    err = refusal(validate_movement, bad)
+    assert (err.field, rule in err.rule) == (field, True)
+
+
+@pytest.mark.parametrize("request_", MOVEMENTS_VALID.values(), ids=MOVEMENTS_VALID.keys())
+def test_movement_valid_passes_one_at_a_time(request_: list[Movement]) -> None:
+    """Every movement that passes in a request passes alone."""
+    for one in request_:
+        assert validate_movement(one) is None
+
+
+# Values at and around every bound and type rule, for the property below.
+_TEXT = st.sampled_from(["", "a", "WH-1", "é", "a\n", "\x00", "\ud800", ID_MAX, ID_LONG,
+                         ID_MAX_MULTIBYTE, ID_LONG_MULTIBYTE, None, 7, b"sku"])
+_INT = st.sampled_from([0, 1, -1, 2, QTY_MAX, QTY_MAX + 1, -QTY_MAX, -QTY_MAX - 1, 2**63 - 1,
+                        2**63, 2**64 - 1, 2**64, True, False, 1.0, "1", None])
+_TYPE = st.one_of(st.sampled_from(list(MT)), st.sampled_from([0, 5, 14, True, "RECEIPT"]))
+_FIELD_VALUES = {name: _INT if name in ("quantity", "occurred_at_unix_ms", "source_sequence")
+                 else _TYPE if name == "type" else _TEXT for name in Movement._fields}
+# A valid movement of any type with up to three of its fields set to edge values.
+_CANDIDATES = st.builds(
+    lambda kind, changes: movement(**(
+        {"type": kind, "destination_location": "WH-2", "occurred_at_unix_ms": 1} | changes)),
+    st.sampled_from(list(MT)),
+    st.lists(st.sampled_from(Movement._fields), max_size=3, unique=True).flatmap(
+        lambda names: st.fixed_dictionaries({name: _FIELD_VALUES[name] for name in names})))
+
+
+@settings(max_examples=1_000)
+@given(_CANDIDATES)
+def test_validate_movement_quick_pass_agrees_with_every_rule(candidate: Movement) -> None:
+    """Whatever the fields, the one-pass check for plain movements never lets through a
+    movement that a rule refuses, and refuses with that rule's field and words."""
+    try:
+        validation._movement("", candidate, RequestLimits())
+    except ValidationError as expected:
+        err = refusal(validate_movement, candidate)
+        assert (err.field, err.rule) == (expected.field, expected.rule)
+    else:
+        assert validate_movement(candidate) is None
 
 
 POSITIVE_ONLY_TYPES = [t for t in MT

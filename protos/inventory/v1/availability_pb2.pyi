@@ -187,15 +187,17 @@ class ItemRef(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ...) -> None: ...
 
 class GetAvailabilityRequest(_message.Message):
-    __slots__ = ("items", "channel")
+    __slots__ = ("items", "channel", "explain")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[ItemRef]
     channel: str
-    def __init__(self, items: _Optional[_Iterable[_Union[ItemRef, _Mapping]]] = ..., channel: _Optional[str] = ...) -> None: ...
+    explain: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[ItemRef, _Mapping]]] = ..., channel: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class ItemAvailability(_message.Message):
-    __slots__ = ("sku", "location", "on_hand", "reserved", "committed", "safety_stock", "damaged", "quality_control", "incoming", "available_to_sell", "known")
+    __slots__ = ("sku", "location", "on_hand", "reserved", "committed", "safety_stock", "damaged", "quality_control", "incoming", "available_to_sell", "known", "explanation")
     SKU_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +209,7 @@ class ItemAvailability(_message.Message):
     INCOMING_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_TO_SELL_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     sku: str
     location: str
     on_hand: int
@@ -218,7 +221,44 @@ class ItemAvailability(_message.Message):
     incoming: int
     available_to_sell: int
     known: bool
-    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., safety_stock: _Optional[int] = ..., damaged: _Optional[int] = ..., quality_control: _Optional[int] = ..., incoming: _Optional[int] = ..., available_to_sell: _Optional[int] = ..., known: _Optional[bool] = ...) -> None: ...
+    explanation: Explanation
+    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., safety_stock: _Optional[int] = ..., damaged: _Optional[int] = ..., quality_control: _Optional[int] = ..., incoming: _Optional[int] = ..., available_to_sell: _Optional[int] = ..., known: _Optional[bool] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("terms", "recent", "earliest_hold_expires_at_unix_ms")
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    EARLIEST_HOLD_EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    terms: _containers.RepeatedCompositeFieldContainer[ExplanationTerm]
+    recent: _containers.RepeatedCompositeFieldContainer[LedgerEntry]
+    earliest_hold_expires_at_unix_ms: int
+    def __init__(self, terms: _Optional[_Iterable[_Union[ExplanationTerm, _Mapping]]] = ..., recent: _Optional[_Iterable[_Union[LedgerEntry, _Mapping]]] = ..., earliest_hold_expires_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class ExplanationTerm(_message.Message):
+    __slots__ = ("name", "quantity")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    quantity: int
+    def __init__(self, name: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class LedgerEntry(_message.Message):
+    __slots__ = ("seq", "at_unix_ms", "what", "quantity", "key", "source", "correlation_id")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    at_unix_ms: int
+    what: str
+    quantity: int
+    key: str
+    source: str
+    correlation_id: str
+    def __init__(self, seq: _Optional[int] = ..., at_unix_ms: _Optional[int] = ..., what: _Optional[str] = ..., quantity: _Optional[int] = ..., key: _Optional[str] = ..., source: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
 
 class GetAvailabilityResponse(_message.Message):
     __slots__ = ("items",)
