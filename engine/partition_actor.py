@@ -10,7 +10,7 @@ import time
 
 import ray
 
-from engine import compactor, wire
+from engine import compactor, logs, wire
 from engine.config import DurabilityConfig, PartitionConfig
 from engine.durable_partition import DurablePartition
 from engine.journal_store import JournalStore, connect
@@ -46,6 +46,8 @@ class PartitionActor:
 
     def __init__(self, partition: int, config: PartitionConfig | None,
                  durability: DurabilityConfig) -> None:
+        # Its own process: log lines in the engine's format (JSON unless told otherwise).
+        logs.configure()
         store = snapshots = None
         if durability.journal:
             store = JournalStore(connect(durability.redis_url), partition, durability.key_prefix)
