@@ -7,8 +7,8 @@ import datetime
 import json
 import logging
 import os
+import secrets
 import sys
-import uuid
 
 # The correlation id of the request this task is serving; "" outside one.
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id",
@@ -18,7 +18,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 
 
 def new_correlation_id() -> str:
-    return uuid.uuid4().hex[:16]
+    # Drawn for every hold in a Batch that names none: the cheapest 64 random bits.
+    return secrets.token_hex(8)
 
 
 class JsonLinesFormatter(logging.Formatter):
