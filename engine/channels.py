@@ -9,6 +9,8 @@
     share = "20%"                 # at most this share of a location's stock (a quota)
     borrow = false                # with borrow, also the share no channel has claimed
     publish_min = 3               # below this, the channel is shown (and sells) 0
+    backorder_skus = ["pre-*"]    # may hold these beyond available-to-sell, as backorders,
+    backorder_limit = 100         #   up to this many units per location (and its incoming)
 
 Without a file there is one channel, `default`: every location, no buffer, no quota.
 The arithmetic is pure, so a partition applies it where the numbers are.
@@ -16,19 +18,31 @@ The arithmetic is pure, so a partition applies it where the numbers are.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import json
 import math
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+
+from engine.channel_publishing import (
+    PUBLISHING_KEYS,
+    UNITS_MAX,
+    Publish,
+    PublishingError,
+    Velocity,
+    is_units,
+    parse_publishing,
+    percent_of,
+    publishing_from_json,
+)
 
 DEFAULT = "default"
 CHANNELS_MAX = 64
 PATTERNS_MAX = 1_000
 _KEYS = {"name", "locations", "priority", "buffer", "buffers", "share", "borrow",
-         "publish_min"}
+         "publish_min", "backorder_skus", "backorder_limit"}
 
 
 class ChannelError(ValueError):
@@ -58,6 +72,25 @@ class Channel:
     share_percent: float | None = None
     borrow: bool = False
     publish_min: int = 0
+    # SKUs (patterns) this channel may backorder, at most this many units per location,
+    # and never more than the location's incoming stock.
+    backorder_skus: tuple[str, ...] = ()
+    backorder_limit: int = 0
+    # How the channel hears its figures (engine/channel_publishing.py): the publisher's
+    # business, not the partition's, so neither counts against `plain`.
+    publish: Publish = Publish()
+    velocity: Velocity | None = None
+
+    def backorders(self, sku: str) -> bool:
+        return bool(self.backorder_limit) and any(
+            fnmatch.fnmatchcase(sku, pattern) for pattern in self.backorder_skus)
+
+    @property
+    def plain(self) -> bool:
+        """Sells every location's whole available-to-sell: no group, buffer, quota or floor."""
+        return (self.locations == ("*",) and self.buffer == Buffer() and not self.buffers
+                and self.share_percent is None and not self.publish_min
+                and not self.backorder_limit)
 
     def sells_at(self, location: str) -> bool:
         return any(fnmatch.fnmatchcase(location, pattern) for pattern in self.locations)
@@ -82,18 +115,47 @@ def _first_match(patterns: tuple[str, ...], location: str) -> int:
 
 @dataclass(frozen=True)
 class ChannelRules:
-    """Every channel by name; an empty name means `default`."""
+    """Every channel by name; an empty name means `default`.
 
-    channels: Mapping[str, Channel] = field(
-        default_factory=lambda: MappingProxyType({DEFAULT: Channel(DEFAULT)}))
+    A tuple, not a mapping proxy, so the rules pickle and travel to partition actors.
+    """
+
+    channels: tuple[Channel, ...] = (Channel(DEFAULT),)
+    _by_name: dict[str, Channel] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {channel.name: channel for channel in self.channels})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
 
     def get(self, name: str) -> Channel:
         """The channel called `name` ("" is `default`); KeyError naming it if unknown."""
-        channel = self.channels.get(name or DEFAULT)
+        channel = self._by_name.get(name or DEFAULT)
         if channel is None:
             raise KeyError(f"channel: {name!r} is not a configured channel "
-                           f"({', '.join(sorted(self.channels))})")
+                           f"({', '.join(sorted(self._by_name))})")
         return channel
+
+    def to_json(self) -> str:
+        """The rules as JSON, as a partition journals them."""
+        return json.dumps([dataclasses.asdict(channel) for channel in self.channels])
+
+    @classmethod
+    def from_json(cls, text: str) -> ChannelRules:
+        return cls(tuple(
+            Channel(**{**fields, "locations": tuple(fields["locations"]),
+                       "priority": tuple(fields["priority"]),
+                       "backorder_skus": tuple(fields.get("backorder_skus", ())),
+                       "buffer": Buffer(**fields["buffer"]),
+                       "buffers": tuple((pattern, Buffer(**buffer))
+                                        for pattern, buffer in fields["buffers"]),
+                       **publishing_from_json(fields)})
+            for fields in json.loads(text)))
+
+    def knows(self, name: str) -> bool:
+        return (name or DEFAULT) in self._by_name
 
     def cap_percent(self, channel: Channel, location: str) -> float | None:
         """The most of a location's stock the channel may hold, as a percentage; None: no cap.
@@ -104,12 +166,14 @@ class ChannelRules:
             return None
         if not channel.borrow:
             return channel.share_percent
-        claimed = sum(other.share_percent for other in self.channels.values()
+        claimed = sum(other.share_percent for other in self.channels
                       if other.share_percent is not None and other.sells_at(location))
         return min(100.0, channel.share_percent + max(0.0, 100.0 - claimed))
 
     @classmethod
     def load(cls, path: str | Path) -> ChannelRules:
+        """The rules of a channels file; `default` (every location, no buffer) is added
+        when the file does not declare it, so callers that name no channel still sell."""
         path = Path(path)
         try:
             document = tomllib.loads(path.read_text())
@@ -126,7 +190,8 @@ class ChannelRules:
             if channel.name in channels:
                 raise ChannelError(f"{path}: channel {channel.name!r} is declared twice")
             channels[channel.name] = channel
-        return cls(MappingProxyType(channels))
+        channels.setdefault(DEFAULT, Channel(DEFAULT))
+        return cls(tuple(channels.values()))
 
 
 def _channel(path: Path, number: int, table: dict) -> Channel:
@@ -134,10 +199,14 @@ def _channel(path: Path, number: int, table: dict) -> Channel:
     where = f"{path}: [[channels]] {name or f'#{number + 1}'}"
     if not isinstance(name, str) or not name or len(name.encode()) > 128:
         raise ChannelError(f"{where}: name: must be 1..128 bytes of text")
-    unknown = set(table) - _KEYS
+    unknown = set(table) - _KEYS - PUBLISHING_KEYS
     if unknown:
         raise ChannelError(f"{where}: {sorted(unknown)[0]}: not a channel setting")
     share = table.get("share")
+    try:
+        publish, velocity = parse_publishing(table)
+    except PublishingError as error:
+        raise ChannelError(f"{where}: {error}") from None
     return Channel(
         name=name,
         locations=_patterns(where, "locations", table.get("locations", ["*"])),
@@ -148,7 +217,10 @@ def _channel(path: Path, number: int, table: dict) -> Channel:
                                                    table.get("buffers", {})).items()),
         share_percent=None if share is None else _percent(where, "share", share),
         borrow=_bool(where, "borrow", table.get("borrow", False)),
-        publish_min=_count(where, "publish_min", table.get("publish_min", 0)))
+        publish_min=_count(where, "publish_min", table.get("publish_min", 0)),
+        backorder_skus=_patterns(where, "backorder_skus", table.get("backorder_skus", [])),
+        backorder_limit=_count(where, "backorder_limit", table.get("backorder_limit", 0)),
+        publish=publish, velocity=velocity)
 
 
 def _patterns(where: str, key: str, value) -> tuple[str, ...]:
@@ -171,19 +243,15 @@ def _buffer(where: str, key: str, value) -> Buffer:
 
 
 def _percent(where: str, key: str, value) -> float:
-    text = value[:-1] if isinstance(value, str) and value.endswith("%") else None
-    try:
-        percent = float(text) if text is not None else math.nan
-    except ValueError:
-        percent = math.nan
-    if not 0 <= percent <= 100:
+    percent = percent_of(value)
+    if percent is None:
         raise ChannelError(f"{where}: {key}: must be a percentage such as \"20%\" (0..100)")
     return percent
 
 
 def _count(where: str, key: str, value) -> int:
-    if type(value) is not int or not 0 <= value <= 1_000_000_000:
-        raise ChannelError(f"{where}: {key}: must be a whole number of units, 0..1000000000")
+    if not is_units(value):
+        raise ChannelError(f"{where}: {key}: must be a whole number of units, 0..{UNITS_MAX}")
     return value
 
 

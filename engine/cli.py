@@ -8,10 +8,23 @@ import os
 import sys
 from pathlib import Path
 
-from engine import demo, erp_commands, explain_command, status_command, trace
+from engine import (
+    demo,
+    erp_commands,
+    explain_command,
+    publish_command,
+    security_options,
+    status_command,
+    token_command,
+    trace,
+)
+from engine.channels import ChannelError, ChannelRules
 from engine.config import DurabilityConfig, GatewayConfig, LaneLimits
-from engine.embedded_redis import DATA_DIR, DEMO_DATA_DIR, SOCKET_NAME
+from engine.embedded_redis import DATA_DIR, SOCKET_NAME
 from engine.mappings import MappingError, Mappings
+from engine.partition_map import DEFAULT_VIRTUAL_PARTITIONS
+from gateway import rebalance_command
+from loadtest import loadtest_command
 
 
 def _env(name: str, default):
@@ -29,6 +42,7 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                         help="port to listen on; 0 picks a free one (default 50051)")
     parser.add_argument("--partitions", type=int, default=_env("PARTITIONS", 4),
                         help="partition actors the SKUs are spread over (default 4)")
+    _add_virtual_partitions_option(parser)
     parser.add_argument("--ray-namespace", default=_env("RAY_NAMESPACE", "availability"),
                         help="Ray namespace the partition actors are named in")
     parser.add_argument("--queue-commands-max", type=int,
@@ -40,7 +54,19 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
                         help="how long a cart spanning partitions is held before it is "
                              f"confirmed (default {GatewayConfig.cart_tentative_ttl_s})")
     _add_mappings_option(parser)
+    parser.add_argument("--channels", default=_env("CHANNELS", None),
+                        help="channel rules file (TOML): location groups, buffers, quotas, "
+                             "publish thresholds; without it one channel, `default`")
     _add_metrics_options(parser)
+    security_options.add_server_options(parser, _env)
+
+
+def _add_virtual_partitions_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--virtual-partitions", type=int,
+                        default=_env("VIRTUAL_PARTITIONS", DEFAULT_VIRTUAL_PARTITIONS),
+                        help="virtual partitions (units of state and journal) the SKUs hash "
+                             "onto, hosted by the --partitions actors; fixed for a journal "
+                             f"(default {DEFAULT_VIRTUAL_PARTITIONS})")
 
 
 def _add_metrics_options(parser: argparse.ArgumentParser) -> None:
@@ -92,15 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="availability", description=(
         "Authoritative available-to-sell for every SKU-location."))
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser(
-        "demo", help="load a sample catalogue, play a short retail story, print availability")
-    demo_parser.add_argument("--skus", type=int, default=2_000,
-                             help="SKUs in the sample catalogue (default 2000)")
-    demo_parser.add_argument("--partitions", type=int, default=4,
-                             help="partitions the SKUs are spread over (default 4)")
-    demo_parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
-                             help="join this Ray cluster instead of starting one")
-    _add_durability_options(demo_parser, DEMO_DATA_DIR)
+    _add_demo_parser(commands)
     serve_parser = commands.add_parser(
         "serve", help="start Ray, the partition actors and the gRPC gateway")
     _add_serving_options(serve_parser)
@@ -114,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_serving_options(gateway_parser)
     gateway_parser.add_argument("--ray-address", required=True,
                                 help="the Ray cluster the partitions run in")
+    gateway_parser.add_argument("--redis-url", default=_env("REDIS_URL", None),
+                                help="the Redis the partitions journal to, whose partition "
+                                     "map the gateway follows (without it: the default map)")
     serve_parser.add_argument("--erp-url", default=_env("ERP_URL", None),
                               help="also run `availability erp-sync` into this ERP")
     serve_parser.add_argument("--ingest-workers", type=int, default=_env("INGEST_WORKERS", 1),
@@ -125,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                                help="the Ray cluster the partitions run in")
     ingest_parser.add_argument("--ray-namespace", default=_env("RAY_NAMESPACE", "availability"))
     ingest_parser.add_argument("--partitions", type=int, default=_env("PARTITIONS", 4))
+    _add_virtual_partitions_option(ingest_parser)
     ingest_parser.add_argument("--redis-url", default=_env("REDIS_URL", None),
                                help="the Redis of the events stream (default: serve's embedded "
                                     "one in --data-dir)")
@@ -136,29 +158,72 @@ def main(argv: list[str] | None = None) -> int:
     _add_sim_parser(commands)
     erp_commands.add_parsers(commands, _env)
     explain_command.add_parser(commands, _env)
+    publish_command.add_parser(commands, _env)
     trace.add_parser(commands, _env, DATA_DIR)
     status_command.add_parser(commands, _env)
+    rebalance_command.add_parser(commands, _env)
+    token_command.add_parser(commands, _env)
+    loadtest_command.add_parser(commands, _env)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        if args.skus < 2 or args.partitions < 1:
-            parser.error("--skus must be at least 2 and --partitions at least 1")
-        demo.run(args.skus, args.partitions, args.ray_address,
-                 _durability(parser, args, key_prefix=""), args.data_dir)
-        return 0
+        if args.skus < 2 or args.partitions < 1 or args.stores < 1 or args.speed <= 0 or (
+                args.duration is not None and args.duration <= 0):
+            parser.error("--skus must be at least 2, --partitions and --stores at least 1, "
+                         "--speed and --duration above 0")
+        return demo.run(demo.DemoOptions(
+            skus=args.skus, stores=args.stores, partitions=args.partitions, speed=args.speed,
+            duration_s=args.duration, seed=args.seed, ray_address=args.ray_address,
+            redis_url=args.redis_url))
     if args.command == "dlq":
         return _dlq(parser, args)
     if args.command == "sim":
         return _sim(parser, args)
     if args.command == "explain":
-        return explain_command.run(args)
+        return explain_command.run(args, security_options.client_connection(parser, args))
+    if args.command == "publish":
+        _log_to_stderr()
+        return publish_command.run(parser, args, _events_redis_url(args),
+                                   security_options.client_connection(parser, args))
     if args.command == "status":
         return status_command.run(args)
+    if args.command == "rebalance":
+        _log_to_stderr()
+        return rebalance_command.run(parser, args, _events_redis_url(args))
+    if args.command == "loadtest":
+        return loadtest_command.run(args)
+    if args.command == "token":
+        return token_command.run(parser, args)
     if args.command == "trace":
         return trace.run(args, _events_redis_url(args))
     if args.command in ("erp-sync", "reconcile"):
         _log_to_stderr()
         return erp_commands.run(parser, args, _events_redis_url(args))
     return _serve(parser, args)
+
+
+def _add_demo_parser(commands) -> None:
+    parser = commands.add_parser(
+        "demo", help="serve on the embedded Redis with the ops dashboard, and run a simulated "
+                     "retail day against it (storefront, marketplaces, stores, WMS, ERP) "
+                     "until Ctrl-C")
+    defaults = demo.DemoOptions()
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds with a summary (default: run until Ctrl-C)")
+    parser.add_argument("--speed", type=float, default=defaults.speed,
+                        help=f"simulated seconds per second (default {defaults.speed:g}: an "
+                             "hour a minute)")
+    parser.add_argument("--skus", type=int, default=defaults.skus,
+                        help=f"SKUs in the catalogue (default {defaults.skus})")
+    parser.add_argument("--stores", type=int, default=defaults.stores,
+                        help=f"stores posting till sales (default {defaults.stores})")
+    parser.add_argument("--partitions", type=int, default=defaults.partitions,
+                        help=f"partition actors (default {defaults.partitions})")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--ray-address", default=_env("RAY_ADDRESS", None),
+                        help="join this Ray cluster instead of starting one")
+    parser.add_argument("--redis-url", default=_env("REDIS_URL", None),
+                        help="journal to this Redis (default: an embedded one in a temporary "
+                             "folder, removed on exit)")
 
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -173,30 +238,40 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser.error("--partitions and --workers must be at least 1")
         _log_to_stderr()
         url = _events_redis_url(args)
-        serve_ingest(ServeOptions(partitions=args.partitions, ray_address=args.ray_address,
+        serve_ingest(ServeOptions(partitions=args.partitions,
+                                  virtual_partitions=args.virtual_partitions,
+                                  ray_address=args.ray_address,
                                   ray_namespace=args.ray_namespace, mappings_dir=args.mappings,
                                   ingest_workers=args.workers, **metrics), url)
         return 0
-    if min(args.partitions, getattr(args, "gateways", 1), args.queue_commands_max,
-           args.cart_tentative_ttl_s) < 1 or getattr(args, "ingest_workers", 0) < 0:
-        parser.error("--partitions, --gateways, --queue-commands-max and "
-                     "--cart-tentative-ttl-s must be at least 1, --ingest-workers at least 0")
+    if min(args.partitions, args.virtual_partitions, getattr(args, "gateways", 1),
+           args.queue_commands_max, args.cart_tentative_ttl_s) < 1 \
+            or getattr(args, "ingest_workers", 0) < 0:
+        parser.error("--partitions, --virtual-partitions, --gateways, --queue-commands-max "
+                     "and --cart-tentative-ttl-s must be at least 1, --ingest-workers at "
+                     "least 0")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     _log_to_stderr()
     config = GatewayConfig(
         lanes=LaneLimits(queue_commands_max=args.queue_commands_max),
         cart_tentative_ttl_s=args.cart_tentative_ttl_s,
+        transport=security_options.transport_limits(parser, args),
+        channels=_channel_rules(parser, args.channels),
         # A fault point for tests: a pause between a cart's two phases.
         cart_confirm_delay_s=float(os.environ.get("AVAILABILITY_FAULT_CART_CONFIRM_DELAY_S", 0)))
     options = ServeOptions(host=args.host, port=args.port, partitions=args.partitions,
+                           virtual_partitions=args.virtual_partitions,
                            gateways=getattr(args, "gateways", 1), ray_address=args.ray_address,
                            ray_namespace=args.ray_namespace, config=config,
-                           mappings_dir=args.mappings, **metrics,
+                           mappings_dir=args.mappings, channels_file=args.channels, **metrics,
+                           security=security_options.server_security(parser, args),
                            **({"durability": _durability(parser, args, args.ray_namespace),
                                "data_dir": args.data_dir, "ingest_workers": args.ingest_workers,
                                "erp_url": args.erp_url}
-                              if args.command == "serve" else {}))
+                              if args.command == "serve" else
+                              {"durability": DurabilityConfig(redis_url=args.redis_url,
+                                                              key_prefix=args.ray_namespace)}))
     (serve if args.command == "serve" else serve_gateway)(options)
     return 0
 
@@ -209,11 +284,20 @@ def _add_sim_parser(commands) -> None:
     erp_config.build_parser(simulators.add_parser(
         "erp", help="the generic REST ERP (DESIGN section 5): SQLite ledger, idempotency "
                     "keys, rate limit, latency, errors, outages, asynchronous acceptance"))
+    from loadtest import marketplace_sim  # stdlib at import; aiohttp loads when it runs
+
+    marketplace_sim.build_parser(simulators.add_parser(
+        "marketplace", help="a marketplace fed by webhook after a lag, whose buyers' orders "
+                            "go to the engine; counts channel oversells"))
 
 
 def _sim(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from loadtest import erp_sim
 
+    if args.simulator == "marketplace":
+        from loadtest import marketplace_sim
+
+        return marketplace_sim.main(args)
     try:
         return erp_sim.main(args)
     except erp_sim.SimulatorConfigError as error:
@@ -310,6 +394,14 @@ def _check_mappings(parser: argparse.ArgumentParser, folder: str | None) -> None
             Mappings.load(folder)
         except MappingError as error:
             parser.error(f"--mappings: {error}")
+
+
+def _channel_rules(parser: argparse.ArgumentParser, path: str | None) -> ChannelRules:
+    """The rules of --channels, or exit naming the file, channel and key that is wrong."""
+    try:
+        return ChannelRules.load(path) if path else ChannelRules()
+    except ChannelError as error:
+        parser.error(f"--channels: {error}")
 
 
 def _log_to_stderr() -> None:

@@ -10,7 +10,6 @@ epoch, so a compactor outlived by its actor (or by that actor's epoch) is fenced
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -38,7 +37,7 @@ def command(redis_url: str, key_prefix: str, partition: int, config: PartitionCo
     return [sys.executable, "-m", "engine.compactor", "--redis-url", redis_url,
             "--key-prefix", key_prefix, "--partition", str(partition), "--epoch", str(epoch),
             "--now-ms", str(now_ms),
-            "--config", json.dumps(dataclasses.asdict(config) if config else None)]
+            "--config", json.dumps(config.tunables() if config else None)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from engine.channels import ChannelRules
 
 HOUR_MS = 3_600_000
 
@@ -43,6 +45,13 @@ class PartitionConfig:
     # Runs of at least this many single-line Reserves are applied with numpy; shorter ones
     # one at a time, where numpy's fixed cost per call would outweigh its gain.
     vectorized_run_min: int = 16
+    # The rules a (re)started partition puts in force; the rules of its history are in
+    # its journal (SetChannelRules), so they are not among the tunables below.
+    channels: ChannelRules = field(default_factory=ChannelRules)
+
+    def tunables(self) -> dict:
+        """The fields that tune how the state machine keeps its tables, as plain values."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "channels"}
 
 
 @dataclass(frozen=True)
@@ -77,11 +86,33 @@ class LaneLimits:
 
 
 @dataclass(frozen=True)
+class TransportLimits:
+    """What one connection, message and token may cost a gateway before any handler runs."""
+
+    # gRPC refuses a bigger request (RESOURCE_EXHAUSTED) from its length prefix, before
+    # reading it. 1,000 movements of nine 128-byte identifiers fit in about 1.3 MB.
+    receive_message_bytes_max: int = 4 * 1024 * 1024
+    # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight on one connection. A client
+    # that opens more before it has read the server's settings gets the excess refused
+    # (UNAVAILABLE, never applied), so the default leaves room for a busy checkout service.
+    concurrent_streams_per_connection_max: int = 10_000
+    # All metadata of one call (the bearer token, correlation id, gRPC's own headers).
+    metadata_bytes_max: int = 16 * 1024
+    # A connection that has not finished its TLS handshake by then is closed.
+    handshake_timeout_ms: int = 10_000
+    # Each token's token bucket: calls per second, and how many it may spend at once
+    # (0 calls per second: no limit). A token may set its own in the tokens file.
+    token_calls_per_s: float = 10_000.0
+    token_burst_calls: int = 20_000
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """How a gateway routes, coalesces and bounds what it is sent."""
 
     lanes: LaneLimits = field(default_factory=LaneLimits)
     requests: RequestLimits = field(default_factory=RequestLimits)
+    transport: TransportLimits = field(default_factory=TransportLimits)
     # Most commands one Batch RPC may carry.
     batch_commands_max: int = 1_000
     # Most RPCs a gateway process runs at once; gRPC refuses more with RESOURCE_EXHAUSTED.
@@ -94,6 +125,12 @@ class GatewayConfig:
     cart_tentative_ttl_s: int = 5
     # Fault injection for tests: a pause between a cart's two phases.
     cart_confirm_delay_s: float = 0.0
+    # Channels a request may name (`--channels FILE`); the partitions enforce the same rules.
+    channels: ChannelRules = field(default_factory=ChannelRules)
+    # How often the watch hub asks each partition what changed, while anyone watches.
+    watch_poll_interval_s: float = 0.05
+    # Updates kept per channel so a watcher that reconnects can resume without a snapshot.
+    watch_history_updates: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -121,4 +158,30 @@ class ErpSyncConfig:
     breaker_recovery_s: float = 5.0
     # How long an idle job waits before looking at the journals again.
     idle_poll_s: float = 0.2
+    key_prefix: str = "availability"
+
+
+@dataclass(frozen=True)
+class PublisherConfig:
+    """How `availability publish` pushes webhook channels their figures (engine/publisher.py)."""
+
+    # Items per POST.
+    batch_items_max: int = 500
+    # SKU-locations tracked per channel (figures, acknowledged quantities, sell rates).
+    keys_max: int = 2_000_000
+    # Changes waiting to be posted per channel; past it the watch is not read (the
+    # gateway then coalesces for us), so memory stays bounded.
+    pending_keys_max: int = 200_000
+    request_timeout_s: float = 10.0
+    # Attempts per batch; after the last, its items wait for the next flush.
+    attempts_max: int = 6
+    # Retry delays: base * 2**attempt capped, times a jitter in [0.5, 1).
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 10.0
+    # The status key is rewritten this often, and lapses after status_ttl_s.
+    status_interval_s: float = 1.0
+    status_ttl_s: float = 10.0
+    # Reconnect delays of a watch that ended: base * 2**attempt capped.
+    reconnect_base_s: float = 0.1
+    reconnect_cap_s: float = 5.0
     key_prefix: str = "availability"

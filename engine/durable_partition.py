@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -11,10 +12,12 @@ import redis
 
 from engine import journal, snapshot
 from engine.config import DurabilityConfig, PartitionConfig
+from engine.journal_group import JournalGroup
 from engine.journal_store import Fenced, JournalStore
 from engine.journal_writer import WRITTEN, JournalDown, JournalWriter, Ticket
-from engine.model import Command, GetAvailability, Result, Unavailable
+from engine.model import READS, Command, Result, Unavailable
 from engine.partition_host import PartitionHost, wall_clock_ms
+from engine.partition_map import MOVED
 from engine.partition_state import PartitionState
 from engine.snapshot_writer import SnapshotWriter
 
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 # How often a partition that cannot reach Redis tries again.
 RETRY_INTERVAL_S = 0.5
 FENCED = "fenced: a newer actor owns this partition"
+# Refused for good because the partition moved to another actor (the map says so).
+DROPPED = "dropped: the partition moved to another actor"
 # Holds due within this long count as "expiring" for operators.
 HOLDS_SOON_S = 60
 
@@ -39,6 +44,10 @@ class Applied:
         try:
             self._ticket.wait(self._timeout_s)
         except JournalDown as error:
+            if isinstance(error.__cause__, Fenced):
+                # Redis refused the write before adding anything: the newer owner never
+                # sees this batch, so the gateway may send it there.
+                return [Unavailable(f"{MOVED} {error}")] * len(self._results)
             # Reads too: they saw this batch, and maybe others, that are not durable.
             return [Unavailable(f"journal write failed: {error}")] * len(self._results)
         return self._results
@@ -59,14 +68,18 @@ class DurablePartition:
                  config: PartitionConfig | None = None,
                  durability: DurabilityConfig | None = None,
                  clock_ms: Callable[[], int] = wall_clock_ms,
-                 snapshots: SnapshotWriter | None = None) -> None:
+                 snapshots: SnapshotWriter | None = None,
+                 journal_group: JournalGroup | None = None) -> None:
         self.partition = partition
         self.durability = durability or DurabilityConfig()
         self._config = config
         self._store = store
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
-        self._writer = store and JournalWriter(store.append, self._journal_failed)
+        # In an actor of many partitions one group writes them all (engine/journal_group.py).
+        self._writer = store and (journal_group.writer(store, self._journal_failed)
+                                  if journal_group else
+                                  JournalWriter(store.append, self._journal_failed))
         self.snapshots = store and (snapshots or SnapshotWriter(store))
         self._down: str | None = None  # why changes are refused, or None
         self.host = PartitionHost(partition, config, clock_ms,
@@ -83,6 +96,7 @@ class DurablePartition:
         self._store.claim()
         self.host.state = self._load()
         self.snapshots.saved(self._store.snapshot_seq(), self._clock_ms())
+        self.host.adopt_channel_rules()  # journaled: a later replay switches rules here too
         self.recovered_in_s = time.monotonic() - started
         log.info("partition %s recovered at seq %s in %.2fs (epoch %s)", self.partition,
                  self.host.state.seq, self.recovered_in_s, self._store.epoch)
@@ -128,13 +142,13 @@ class DurablePartition:
     def _apply_reads_only(self, commands: Sequence[Command]) -> list[Result | Unavailable]:
         reason = (f"partition {self.partition} cannot journal "
                   f"({self._down or self._writer.failed})")
-        if self._down == FENCED:
+        if self._down in (FENCED, DROPPED):
             # Memory is never rebuilt now: it holds the batch refused when the fence was
             # met, and falls further behind the newer actor with every change it takes.
-            return [Unavailable(reason) for _ in commands]
-        reads = [command for command in commands if type(command) is GetAvailability]
+            return [Unavailable(f"{MOVED} {reason}") for _ in commands]
+        reads = [command for command in commands if type(command) in READS]
         answers = iter(self.host.apply(reads) if reads else ())
-        return [next(answers) if type(command) is GetAvailability else Unavailable(reason)
+        return [next(answers) if type(command) in READS else Unavailable(reason)
                 for command in commands]
 
     def _journal(self, commands: Sequence[Command], now_ms: int, first_seq: int,
@@ -144,8 +158,9 @@ class DurablePartition:
 
     # ---- what the actor's timer thread does ---------------------------------------------
 
-    def tick(self) -> None:
-        """Expire due holds and take a snapshot when one is due; neither while down."""
+    def tick(self, may_snapshot: bool = True) -> None:
+        """Expire due holds and take a snapshot when one is due (and `may_snapshot`: an
+        actor of many partitions runs one compactor at a time); neither while down."""
         with self._lock:
             if self._refusing():
                 return
@@ -153,9 +168,29 @@ class DurablePartition:
             if self._store is None:
                 return
             state, now_ms = self.host.state, self._clock_ms()
-            if self.snapshots.due(state.seq, now_ms, self.durability):
+            if may_snapshot and self.snapshots.due(state.seq, now_ms, self.durability):
                 self.snapshots.start(state, now_ms, self._writer.last_ticket)
         self.snapshots.finish_if_done()
+
+    @property
+    def fenced(self) -> bool:
+        """Refusing for good: a newer actor claimed the partition, or it was dropped here."""
+        return self._down in (FENCED, DROPPED)
+
+    @property
+    def compacting(self) -> bool:
+        return bool(self.snapshots and self.snapshots.running)
+
+    def close(self) -> None:
+        """Stop serving (later batches are answered MOVED) once every batch applied so far
+        is journaled or failed, and let the writer thread go: the partition moves away."""
+        with self._lock:
+            self._down = DROPPED
+            ticket = self._writer.last_ticket if self._writer else WRITTEN
+        with contextlib.suppress(JournalDown):  # its callers learn how it went
+            ticket.wait(self.durability.write_timeout_s)
+        if self._writer is not None:
+            self._writer.close()
 
     def status(self) -> dict:
         """What a readiness probe or an operator wants to know at a glance."""
@@ -206,6 +241,8 @@ class DurablePartition:
         """
         while True:
             time.sleep(RETRY_INTERVAL_S)
+            if self._down == DROPPED:  # moved away meanwhile: nothing to rebuild here
+                return
             try:
                 # A new epoch first: anything started under the old one (a compactor, a
                 # write that is somehow still on its way) is fenced from here on.
@@ -224,9 +261,13 @@ class DurablePartition:
                 log.debug("partition %s: Redis not back yet (%s)", self.partition, error)
                 continue
             with self._lock:
+                if self._down == DROPPED:
+                    return
                 self.host.state = state
                 self._writer.reopen()
                 self._down = None
+                # The rules entry journaled at recovery may have been in the failed write.
+                self.host.adopt_channel_rules()
             log.info("partition %s: journal back, rebuilt at seq %s", self.partition, state.seq)
             return
 

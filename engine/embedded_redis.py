@@ -26,9 +26,8 @@ from redis.retry import Retry
 from engine.config import DurabilityConfig
 
 SOCKET_NAME, PIDFILE_NAME, LOGFILE_NAME = "redis.sock", "redis.pid", "redis.log"
-# Where serve and demo keep the embedded Redis without --data-dir.
+# Where serve keeps the embedded Redis without --data-dir.
 DATA_DIR = "./.availability"
-DEMO_DATA_DIR = "./.availability/demo"
 ENGINE_LOCK_NAME = "engine.lock"
 # How often serve checks that its embedded Redis still runs.
 KEEPER_INTERVAL_S = 1.0

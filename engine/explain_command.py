@@ -10,6 +10,8 @@ import sys
 
 from google.protobuf import json_format
 
+from engine.security_options import add_client_options
+
 
 def add_parser(commands, env) -> None:
     parser = commands.add_parser(
@@ -21,13 +23,15 @@ def add_parser(commands, env) -> None:
     parser.add_argument("--address", default=env("ADDRESS", "127.0.0.1:50051"),
                         help="the gateway (default 127.0.0.1:50051)")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_client_options(parser, env)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, connection: dict | None = None) -> int:
+    """`connection`: the client's `tls` and `token` (explaining needs an admin token)."""
     from gateway.client import AvailabilityClient, AvailabilityError
 
     async def ask():
-        async with AvailabilityClient(args.address) as client:
+        async with AvailabilityClient(args.address, **(connection or {})) as client:
             return (await client.get_availability([(args.sku, args.location)],
                                                   channel=args.channel, explain=True,
                                                   timeout=10))[0]

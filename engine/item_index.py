@@ -37,11 +37,12 @@ class ItemIndex:
     def find(self, key_hash: int, sku: str, location_id: int, row_sku: list[str],
              row_location: np.ndarray) -> int:
         """One key's row or EMPTY, compared exactly: for the one-at-a-time paths."""
-        slots, mask = self.slots, len(self.slots) - 1
+        # ndarray.item reads one scalar as a Python int at half the cost of int(a[i, j]).
+        item, mask = self.slots.item, len(self.slots) - 1
         position = key_hash & mask
-        while (row := int(slots[position, 1])) != EMPTY:
-            if int(slots[position, 0]) == key_hash:
-                if row_sku[row] == sku and int(row_location[row]) == location_id:
+        while (row := item(position, 1)) != EMPTY:
+            if item(position, 0) == key_hash:
+                if row_sku[row] == sku and row_location.item(row) == location_id:
                     return row
                 return self.collided.get((sku, location_id), EMPTY)
             position = (position + 1) & mask

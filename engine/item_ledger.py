@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -32,6 +33,7 @@ class ItemLedger:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.total = 0  # changes ever recorded; change n lives in slot n % capacity
+        self.renew_instance()
         self.row = [_NO_ROW] * capacity
         self.seq = [0] * capacity
         self.at_ms = [0] * capacity
@@ -69,6 +71,24 @@ class ItemLedger:
             column[start:start + first] = values[:first]
             column[:count - first] = values[first:]
         self.total += count
+
+    def renew_instance(self) -> None:
+        """Name this ring afresh, so watch cursors taken before (on another actor's ring,
+        or before rows changed without a record) are known to be stale. The name is read
+        only by watchers: no replayed state depends on it."""
+        self.instance = secrets.token_hex(8)
+
+    def rows_since(self, total: int) -> list[int] | None:
+        """The rows changed by changes total.. (each once, oldest first); None if some of
+        them have left the ring (or `total` is not from this ring)."""
+        if not 0 <= total <= self.total or self.total - total > self.capacity:
+            return None
+        start, end = total % self.capacity, self.total % self.capacity
+        if self.total - total == self.capacity or (end < start):
+            recent = self.row[start:] + self.row[:end]
+        else:
+            recent = self.row[start:end]
+        return list(dict.fromkeys(recent))
 
     def last(self, row: int, count: int) -> list[LedgerLine]:
         """The newest `count` changes of `row`, newest first."""

@@ -38,7 +38,11 @@ class ItemTable:
         self._location_mix: list[int] = []
         self.row_location = np.zeros(capacity, dtype=np.int32)
         self.row_sku: list[str] = []
+        # Every row of a SKU (its locations): reserve-anywhere and network figures need them.
+        self.rows_of_sku: dict[str, list[int]] = {}
         self._index = ItemIndex()
+        self._last_sku = self._last_location = None
+        self._last_row = EMPTY
 
     @property
     def capacity(self) -> int:
@@ -47,12 +51,19 @@ class ItemTable:
     # ---- finding rows -------------------------------------------------------------------
 
     def find(self, sku: str, location: str) -> int | None:
+        # A movement's handler and its ledger note look up the same key, one after the
+        # other: the last hit is kept (rows never move, so it cannot go stale).
+        if sku is self._last_sku and location is self._last_location:
+            return self._last_row
         location_id = self._location_ids.get(location)
         if location_id is None:
             return None
         row = self._index.find(self._hash(sku, location_id), sku, location_id, self.row_sku,
                                self.row_location)
-        return None if row == EMPTY else row
+        if row == EMPTY:
+            return None
+        self._last_sku, self._last_location, self._last_row = sku, location, row
+        return row
 
     def rows_of(self, lines) -> np.ndarray:
         """Rows of many (sku, location) lines at once, -1 where unknown."""
@@ -110,6 +121,13 @@ class ItemTable:
                         location_ids)
         self.row_location[first:first + len(skus)] = location_ids
         self.row_sku.extend(skus)
+        rows_of_sku = self.rows_of_sku
+        for row, sku in enumerate(skus, first):
+            rows = rows_of_sku.get(sku)
+            if rows is None:
+                rows_of_sku[sku] = [row]
+            else:
+                rows.append(row)
         self.size = first + len(skus)
         return np.arange(first, self.size, dtype=np.int64)
 

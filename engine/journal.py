@@ -8,7 +8,7 @@ from typing import NamedTuple
 import msgpack
 
 from engine import records
-from engine.model import Command, GetAvailability, LedgerChange
+from engine.model import READS, Command, LedgerChange
 from engine.partition_state import PartitionState
 
 # 2 added the batch's ledger changes; entries of format 1 read as having none.
@@ -46,8 +46,7 @@ def encode(batch: Sequence[Command], now_ms: int, first_seq: int, last_seq: int,
     Reads change nothing and take no sequence number, so they are left out. The batch's
     ledger changes ride along, so the ERP sync job drains them without a replica.
     """
-    commands = [records.encode(command) for command in batch
-                if type(command) is not GetAvailability]
+    commands = [records.encode(command) for command in batch if type(command) not in READS]
     return msgpack.packb([FORMAT_VERSION, first_seq, last_seq, now_ms, commands,
                           [list(change) for change in ledger_changes]])
 

@@ -1,9 +1,11 @@
 """One partition's journal (a Redis Stream) and snapshot in Redis, fenced by an epoch.
 
-Keys under `{prefix}:partition:{p}:`: `journal` (stream, entry id `{last_seq}-0`, field `e`),
-`epoch` (fencing counter), `snapshot` (hash) and `readers` (downstream checkpoints). Every
-write that must be atomic is one Lua script, so a single Redis (with or without replicas) is
-assumed: on Redis Cluster the four keys would need a common hash tag.
+Keys under `{prefix}:{p<n>}:` for virtual partition n: `journal` (stream, entry id
+`{last_seq}-0`, field `e`), `epoch` (fencing counter), `snapshot` (hash, and its chunks
+under `snapshot:...`) and `readers` (downstream checkpoints). Every write that must be
+atomic is one Lua script over them; the `{p<n>}` hash tag puts all of a partition's keys
+in one slot of a Redis Cluster, so those scripts run there too, each partition's slot
+chosen by its number.
 """
 
 from __future__ import annotations
@@ -133,6 +135,11 @@ return redis.call('INCR', KEYS[1])
 """
 
 
+def partition_keys(prefix: str, partition: int) -> str:
+    """Where a virtual partition's keys start; the braces are its Redis Cluster hash tag."""
+    return f"{prefix}:{{p{partition}}}"
+
+
 class Fenced(Exception):
     """Another actor claimed this partition: this one may no longer write."""
 
@@ -166,7 +173,8 @@ class JournalStore:
     def __init__(self, client: redis.Redis, partition: int,
                  prefix: str = "availability") -> None:
         self._client = client
-        base = f"{prefix}:partition:{partition}"
+        self.partition = partition
+        base = partition_keys(prefix, partition)
         self._journal, self._epoch_key = f"{base}:journal", f"{base}:epoch"
         self._snapshot, self._readers = f"{base}:snapshot", f"{base}:readers"
         self.epoch = 0
@@ -179,16 +187,23 @@ class JournalStore:
     def claim(self) -> int:
         """Take the partition over: bump the epoch, so earlier holders are fenced, and keep it."""
         self.epoch = self._client.incr(self._epoch_key)
+        self._load_scripts()
+        return self.epoch
+
+    def _load_scripts(self) -> None:
         # Loaded now so the first append is a single EVALSHA; after a Redis restart empties
         # the script cache, redis-py reloads on NOSCRIPT, which is safe: nothing ran.
-        for script in self._scripts:
-            self._client.script_load(script.script)
-        return self.epoch
+        # One question for all six first: an actor claims dozens of virtual partitions.
+        loaded = self._client.script_exists(*(script.sha for script in self._scripts))
+        for script, there in zip(self._scripts, loaded, strict=True):
+            if not there:
+                self._client.script_load(script.script)
 
     def reclaim(self) -> int:
         """Move to a new epoch while still holding the current one (else raise Fenced), so
         whatever this holder started under the old one (a snapshot child) is fenced too."""
         self.epoch = int(self._fenced(self._reclaim, [self._epoch_key], [self.epoch]))
+        self._load_scripts()  # a restarted Redis lost them; pipelined appends need them
         return self.epoch
 
     def current_epoch(self) -> int:
@@ -207,6 +222,21 @@ class JournalStore:
         for last_seq, data in entries:
             args += (f"{last_seq}-0", data)
         self._fenced(self._append, [self._epoch_key, self._journal], args)
+
+    def append_to(self, pipe, entries: Sequence[tuple[int, bytes]]) -> None:
+        """Queue `append(entries)` on a pipeline of other partitions' appends (the scripts
+        are loaded at claim; a pipeline does not reload them)."""
+        args: list[int | str | bytes] = [self.epoch]
+        for last_seq, data in entries:
+            args += (f"{last_seq}-0", data)
+        pipe.evalsha(self._append.sha, 2, self._epoch_key, self._journal, *args)
+
+    @staticmethod
+    def as_fenced(error: BaseException) -> BaseException:
+        """A pipelined append's error as `append` would raise it (Fenced when fenced)."""
+        if isinstance(error, redis.ResponseError) and str(error).startswith(_FENCED):
+            return Fenced(str(error))
+        return error
 
     def entries_after(self, seq: int, chunk: int = 2000) -> Iterator[bytes]:
         """Every entry with last_seq above `seq`, oldest first, read `chunk` at a time.

@@ -63,6 +63,7 @@ class JournalWriter:
         self._queue: list[tuple[int, bytes, Ticket]] = []
         self._wake = threading.Condition()
         self._failed: BaseException | None = None
+        self._closed = False
         self.last_ticket = WRITTEN
         # Each successful group-commit write's round trip to Redis, for operators.
         self.write_latency = LatencyHistogram()
@@ -90,10 +91,18 @@ class JournalWriter:
             self._failed = None
             self.last_ticket = WRITTEN
 
+    def close(self) -> None:
+        """Let the thread end once the queue is written (the partition moved away)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+
     def _write_forever(self) -> None:
         while True:
             with self._wake:
                 while not self._queue:
+                    if self._closed:
+                        return
                     self._wake.wait()
                 batch = self._queue[:ENTRIES_PER_WRITE_MAX]
                 del self._queue[:ENTRIES_PER_WRITE_MAX]

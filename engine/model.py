@@ -61,6 +61,7 @@ class LineCode(IntEnum):
     OK = 1
     INSUFFICIENT_AVAILABLE = 2
     UNKNOWN_ITEM = 3
+    BACKORDERED = 4
 
 
 class MovementCode(IntEnum):
@@ -184,9 +185,61 @@ class GetAvailability(NamedTuple):
     explain: bool = False
 
 
-Command = Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvailability
+class SetChannelRules(NamedTuple):
+    """Put channel rules in force from this point of the partition's history.
+
+    The rules decide what a channel's Reserve is granted, so they are state: a journal
+    replays each Reserve under the rules it met, whatever file the engine restarts with.
+    """
+
+    rules_json: str
+
+
+class WatchChanges(NamedTuple):
+    """Read the channel figures of every SKU-location changed since `cursor`."""
+
+    channels: tuple[str, ...]
+    # The cursor of the previous answer: its ring instance ("" at first) and total.
+    ring: str = ""
+    total: int = 0
+
+
+class WatchSnapshot(NamedTuple):
+    """Read a page of channel figures: the named SKUs, or every SKU from `after` on."""
+
+    channels: tuple[str, ...]
+    skus: tuple[str, ...] = ()
+    after: int = 0  # SKUs of the partition already paged through
+    limit: int = 1_000
+
+
+Command = (Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvailability
+           | SetChannelRules | WatchChanges | WatchSnapshot)
+# Commands that change nothing, take no sequence number and are never journaled.
+READS = (GetAvailability, WatchChanges, WatchSnapshot)
 
 # ---- results --------------------------------------------------------------------------
+
+
+class ChannelFigure(NamedTuple):
+    """Channel figures of one SKU-location (location "" for the SKU's network figure),
+    one per channel asked about, in that order."""
+
+    sku: str
+    location: str
+    figures: tuple[int | None, ...]  # None where the channel does not sell
+
+
+class WatchResult(NamedTuple):
+    """Figures read for watchers; `refresh` says changes since the cursor were lost (a
+    restarted partition, or more changes than the ring keeps): re-read everything."""
+
+    outcome: Outcome
+    ring: str  # the cursor to read changes from next: ring instance and total
+    total: int
+    refresh: bool
+    figures: tuple[ChannelFigure, ...]
+    next_after: int = -1  # for a snapshot page: where the next page starts; -1 when done
 
 
 class Unavailable(NamedTuple):
@@ -229,6 +282,7 @@ class LineResult(NamedTuple):
     reserved: int
     code: LineCode
     available_after: int
+    backordered: int = 0
 
 
 class ReserveResult(NamedTuple):
@@ -275,12 +329,21 @@ class ItemAvailability(NamedTuple):
     available_to_sell: int
     known: bool
     explanation: Explanation | None = None
+    backordered: int = 0
 
 
 class AvailabilityResult(NamedTuple):
     outcome: Outcome
     items: tuple[ItemAvailability, ...]
+    message: str = ""
+
+
+class RulesResult(NamedTuple):
+    """Channel rules put in force: how many channels they name."""
+
+    outcome: Outcome
+    channels: int
 
 
 Result = (ReserveResult | ReservationResult | ExpireResult | MovementResult
-          | AvailabilityResult)
+          | AvailabilityResult | RulesResult | WatchResult)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine.backorders import is_backordered
 from engine.history import Superseded
 from engine.model import (
     Movement,
@@ -77,7 +78,7 @@ def _rejected(movement: Movement, message: str) -> MovementResult:
 def _change_on_hand(state, m: Movement, row: int, delta: int, occurred_at_ms: int,
                     now_ms: int) -> str:
     """Change on_hand, unless a count as of a later instant already saw this change."""
-    counted_as_of_ms = int(state.history.counted_as_of_ms[row])
+    counted_as_of_ms = state.history.counted_as_of_ms.item(row)
     # At the count's very instant, sequence decides: applied after the count, on top.
     if occurred_at_ms < counted_as_of_ms:
         return f"on_hand already counted as of {counted_as_of_ms}: left as counted"
@@ -90,8 +91,9 @@ def _change_on_hand(state, m: Movement, row: int, delta: int, occurred_at_ms: in
 def _take_floored(state, column: str, row: int, units: int) -> int:
     """Subtract up to `units` without going below zero; returns the shortfall."""
     values = state.items.columns[column]
-    taken = min(units, max(int(values[row]), 0))
-    values[row] -= taken
+    taken = min(units, max(values.item(row), 0))
+    if taken:
+        values[row] -= taken
     return units - taken
 
 
@@ -107,6 +109,7 @@ def _receipt(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
     note = _change_on_hand(state, m, row, m.quantity, occurred_at_ms, now_ms)
     _take_floored(state, "incoming", row, m.quantity)  # unexpected receipts are normal
+    state.fill_backorders(row, now_ms)
     return "", note
 
 
@@ -170,13 +173,14 @@ def _ship_committed(state, m: Movement, row: int, now_ms: int) -> int:
         if reservation is None or reservation.state is not ReservationState.COMMITTED:
             continue
         for line, reserved_row in enumerate(reservation.rows):
-            if reserved_row != row or not remaining:
+            if reserved_row != row or not remaining or is_backordered(reservation, line):
                 continue
             units = min(remaining, reservation.unshipped(line))
             if reservation.shipped is None:
                 reservation.shipped = [0] * len(reservation.rows)
             reservation.shipped[line] += units
             committed[row] -= units
+            state.channel_book.hold(reservation.channel, row, -units)
             state.ledger_rows.append((row, 0, -units, m.source))
             remaining -= units
         if all(reservation.unshipped(line) == 0 for line in range(len(reservation.rows))):
@@ -224,6 +228,7 @@ def _transfer_in(state, m, occurred_at_ms, now_ms):
     row = state.row_of(m.sku, m.location)
     shortfall = _take_floored(state, "incoming", row, m.quantity)
     note = _change_on_hand(state, m, row, m.quantity, occurred_at_ms, now_ms)
+    state.fill_backorders(row, now_ms)
     return "", _notes(_shortfall_note("incoming", shortfall), note)
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from engine.config import PartitionConfig
-from engine.model import Command, Expire, Result
+from engine.model import Command, Expire, Result, SetChannelRules
 from engine.partition_state import PartitionState
 
 # A hold is swept within this long of falling due (plus one batch); DESIGN asks for 1 s.
@@ -35,6 +35,14 @@ class PartitionHost:
         self._clock_ms = clock_ms
         self._swept_at_ms = clock_ms()
         self._on_applied = on_applied
+        if on_applied is None:  # nothing to recover first: the rules apply from the start
+            self.adopt_channel_rules()
+
+    def adopt_channel_rules(self) -> None:
+        """Put the configured channel rules in force, unless the state has them already."""
+        rules = self.state.config.channels
+        if rules != self.state.channel_book.rules:
+            self.apply([SetChannelRules(rules.to_json())])
 
     def apply(self, commands: Sequence[Command]) -> list[Result]:
         """One result per command, in order, built now so they travel as plain tuples."""

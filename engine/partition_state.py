@@ -6,8 +6,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from engine import movements, reserve_batch
+from engine import channel_watch, movements, reserve_batch
+from engine.backorders import BackorderBook, is_backordered
 from engine.batch_results import BatchResults
+from engine.channel_book import ChannelBook
+from engine.channels import Channel, ChannelRules
 from engine.config import PartitionConfig
 from engine.history import MovementHistory
 from engine.idempotency import IdempotencyTable
@@ -15,6 +18,7 @@ from engine.item_ledger import ItemLedger
 from engine.items import ItemTable
 from engine.model import (
     QUANTITIES,
+    READS,
     AvailabilityResult,
     Command,
     Commit,
@@ -36,8 +40,12 @@ from engine.model import (
     ReservationState,
     ReservationStatus,
     Reserve,
+    ReserveLine,
     ReserveResult,
     Result,
+    RulesResult,
+    SetChannelRules,
+    WatchChanges,
 )
 from engine.reservations import Reservation, ReservationBook
 
@@ -71,6 +79,9 @@ class PartitionState:
         # entry: the ERP sync job drains these instead of re-deriving them.
         self.ledger_rows: list[tuple[int, int, int, str]] = []
         self.item_ledger = ItemLedger(config.item_ledger_entries)
+        # Default rules until a SetChannelRules in the history puts others in force.
+        self.channel_book = ChannelBook(ChannelRules(), self.items.capacity)
+        self.backorders = BackorderBook(self.items.capacity)
 
     # ---- the one way in ---------------------------------------------------------------
 
@@ -100,11 +111,15 @@ class PartitionState:
 
     def _apply_one(self, command: Command, now_ms: int) -> Result:
         kind = type(command)
-        if kind is GetAvailability:
-            return self.query(command.items, command.explain)
+        if kind in READS:
+            return self._read(command)
         self.seq += 1
         if kind is Expire:
             return self._expire(now_ms)
+        if kind is SetChannelRules:
+            rules = ChannelRules.from_json(command.rules_json)
+            self.put_channel_rules(rules)
+            return RulesResult(Outcome.OK, len(rules.channels))
         if kind is ConfirmHold:  # judged on the hold's state every time, even when retried
             return self._confirm_hold(command, now_ms)
         key = command.idempotency_key
@@ -132,33 +147,97 @@ class PartitionState:
     def _reserve(self, command: Reserve, now_ms: int) -> ReserveResult:
         refusal = _malformed(command) or (command.reservation_id in self.reservations.by_id
                                           and "reservation_id: is already in use")
+        book = self.channel_book
+        if not refusal and not book.rules.knows(command.channel):
+            refusal = f"channel: {command.channel!r} is not a configured channel"
         if refusal:  # validation refuses these first; the core still never over-grants
             return ReserveResult(Outcome.INVALID, "", None, (), 0, refusal)
         items = self.items
-        rows = [items.find(line.sku, line.location) for line in command.lines]
-        available = [None if row is None else items.available_to_sell(row) for row in rows]
-        granted = _grant(command, available)
-        held_rows = tuple(row for row, units in zip(rows, granted, strict=True) if units)
-        held_units = tuple(units for units in granted if units)
+        channel = book.channel(command.channel)
+        if channel.plain and all(line.location for line in command.lines):
+            lines = command.lines
+            rows = [items.find(line.sku, line.location) for line in lines]
+            available = [None if row is None else items.available_to_sell(row) for row in rows]
+            backordered = [False] * len(lines)
+        else:
+            lines, rows, available = self._channel_lines(channel, command.lines)
+            backordered = self._backorderable(channel, lines, rows, available)
+        granted = _grant(command, lines, available, backordered)
         status = _status(command, granted)
-        reserved = items.columns["reserved"]
-        for row, units in zip(held_rows, held_units, strict=True):
-            reserved[row] += units
-            self.item_ledger.record(row, self.seq, now_ms, "RESERVE", units,
+        held = [(row, units, backorder) for row, units, backorder
+                in zip(rows, granted, backordered, strict=True) if units]
+        for line, (row, units, backorder) in enumerate(held):
+            if backorder:
+                self.backorders.add(row, command.reservation_id, line, units)
+            else:
+                items.columns["reserved"][row] += units
+                book.hold(command.channel, row, units)
+            self.item_ledger.record(row, self.seq, now_ms,
+                                    "BACKORDER" if backorder else "RESERVE", units,
                                     command.reservation_id, command.channel,
                                     command.correlation_id)
-        lines = tuple(
-            LineResult(line.sku, line.location, line.quantity, units, _line_code(line, ats),
-                       (ats - units) if ats is not None else 0)
-            for line, ats, units in zip(command.lines, available, granted, strict=True))
+        results = tuple(_line_result(*answer) for answer in
+                        zip(lines, available, granted, backordered, strict=True))
         if status is ReservationStatus.REJECTED:
-            return ReserveResult(Outcome.OK, "", status, lines, 0)
+            return ReserveResult(Outcome.OK, "", status, results, 0)
         expires_at_ms = now_ms + 1000 * (command.ttl_seconds
                                          or self.config.hold_ttl_seconds_default)
-        self.reservations.add_held(Reservation(command.reservation_id, held_rows, held_units,
-                                               expires_at_ms, command.order_ref,
-                                               command.channel))
-        return ReserveResult(Outcome.OK, command.reservation_id, status, lines, expires_at_ms)
+        self.reservations.add_held(Reservation(
+            command.reservation_id, tuple(row for row, _, _ in held),
+            tuple(units for _, units, _ in held), expires_at_ms, command.order_ref,
+            command.channel, backordered=[flag for _, _, flag in held] if any(backordered)
+            else None))
+        return ReserveResult(Outcome.OK, command.reservation_id, status, results, expires_at_ms)
+
+    def _backorderable(self, channel: Channel, lines, rows, available) -> list[bool]:
+        """Which lines the channel may hold as backorders: short of stock, a SKU it may
+        backorder, and room under its limit and the location's incoming stock."""
+        incoming = self.items.columns["incoming"]
+        asked: dict[int, int] = {}
+        flags = []
+        for line, row, ats in zip(lines, rows, available, strict=True):
+            flag = (row is not None and ats < line.quantity and channel.backorders(line.sku)
+                    and self.backorders.room(row, channel.backorder_limit, int(incoming[row]))
+                    - asked.get(row, 0) >= line.quantity)
+            if flag:
+                asked[row] = asked.get(row, 0) + line.quantity
+            flags.append(flag)
+        return flags
+
+    def _channel_lines(self, channel: Channel, lines) -> tuple[list, list, list]:
+        """Lines with their location chosen, rows and what the channel may sell of each.
+
+        A line without a location is sourced from the channel's location group, in its
+        priority order: the first location with enough for the whole line, else the one
+        with the most. Units an earlier line of the cart asked of a row are not offered
+        again to a later one.
+        """
+        items, book = self.items, self.channel_book
+        asked: dict[int, int] = {}
+        resolved, rows, available = [], [], []
+        for line in lines:
+            if line.location:
+                row = items.find(line.sku, line.location)
+                candidates = [] if row is None else [row]
+            else:
+                candidates = book.sourcing_order(channel, items,
+                                                 items.rows_of_sku.get(line.sku, []))
+            offers = [book.figure_of_row(channel, items, row) - asked.get(row, 0)
+                      for row in candidates]
+            pick = next((i for i, offer in enumerate(offers) if offer >= line.quantity),
+                        max(range(len(offers)), key=offers.__getitem__, default=None))
+            if pick is None:
+                resolved.append(line)
+                rows.append(None)
+                available.append(None)
+                continue
+            row = candidates[pick]
+            asked[row] = asked.get(row, 0) + line.quantity
+            resolved.append(ReserveLine(line.sku, items.locations[items.row_location[row]],
+                                        line.quantity))
+            rows.append(row)
+            available.append(max(offers[pick], 0))
+        return resolved, rows, available
 
     def _commit(self, command: Commit, now_ms: int) -> ReservationResult:
         reservation = self._live(command.reservation_id, now_ms)
@@ -244,9 +323,17 @@ class PartitionState:
         committed_sign = (target == "committed") - (source == "committed")
         for line, row in enumerate(reservation.rows):
             units = reservation.unshipped(line)
+            if is_backordered(reservation, line):  # no stock was held for it
+                if target is None:
+                    self.backorders.cancel(row, units)
+                self.item_ledger.record(row, self.seq, now_ms, what, units,
+                                        reservation.reservation_id, reservation.channel)
+                continue
             columns[source][row] -= units
             if target is not None:
                 columns[target][row] += units
+            else:  # released or expired: the channel's quota gets the units back
+                self.channel_book.hold(reservation.channel, row, -units)
             if committed_sign and units:
                 self.ledger_rows.append((row, 0, committed_sign * units, ""))
             self.item_ledger.record(row, self.seq, now_ms, what, units,
@@ -267,8 +354,54 @@ class PartitionState:
 
     # ---- reads and loads ------------------------------------------------------------------
 
-    def query(self, items: Iterable, explain: bool = False) -> AvailabilityResult:
-        """The quantities of each (sku, location); unknown ones read as zero, not known."""
+    def _read(self, command) -> Result:
+        if type(command) is GetAvailability:
+            return self.query(command.items, command.explain, command.channel)
+        if type(command) is WatchChanges:
+            return channel_watch.changes(self, command)
+        return channel_watch.snapshot_page(self, command)
+
+    def fill_backorders(self, row: int, now_ms: int) -> None:
+        """Stock arrived at `row`: turn the oldest backorders there into ordinary holds."""
+        if row not in self.backorders.queues:  # the common case, on every receipt
+            return
+        columns = self.items.columns
+
+        def convert(reservation: Reservation, line: int) -> None:
+            units = reservation.quantities[line]
+            if reservation.state is COMMITTED:
+                columns["committed"][row] += units
+                self.ledger_rows.append((row, 0, units, ""))
+            else:
+                columns["reserved"][row] += units
+            self.channel_book.hold(reservation.channel, row, units)
+            self.item_ledger.record(row, self.seq, now_ms, "BACKORDER_FILLED", units,
+                                    reservation.reservation_id, reservation.channel)
+
+        self.backorders.fill(row, self.reservations.get,
+                             lambda: self.items.available_to_sell(row), convert)
+
+    def put_channel_rules(self, rules: ChannelRules) -> None:
+        """Apply `rules` from now on, with each quota channel's holds recounted."""
+        self.channel_book = ChannelBook(rules, self.items.capacity)
+        # Every channel figure may change without a row changing: watchers re-read all.
+        self.item_ledger.renew_instance()
+        self.channel_book.rebuild(reservation for reservation in self.reservations.all()
+                                  if reservation.state in (HELD, COMMITTED))
+        self.channel_book.ensure_rows(self.items.capacity)
+
+    def query(self, items: Iterable, explain: bool = False,
+              channel_name: str = "") -> AvailabilityResult:
+        """The quantities of each (sku, location); unknown ones read as zero, not known.
+
+        Under a channel with rules, available_to_sell is what that channel may sell there;
+        under a plain one, the location's own figure (negative when it is exposure).
+        """
+        book = self.channel_book
+        if not book.rules.knows(channel_name):
+            return AvailabilityResult(Outcome.INVALID, (), f"channel: {channel_name!r} is "
+                                      "not a configured channel")
+        channel = book.channel(channel_name)
         answers = []
         for sku, location in items:
             row = self.items.find(sku, location)
@@ -276,9 +409,12 @@ class PartitionState:
                 answers.append(ItemAvailability(sku, location, *(0,) * 8, False))
                 continue
             quantities = self.items.quantities(row)
-            answers.append(ItemAvailability(sku, location, *quantities,
-                                            self.items.available_to_sell(row), True,
-                                            self.explain(sku, location) if explain else None))
+            available = self.items.available_to_sell(row)
+            if not channel.plain:
+                available = book.figure(channel, self.items, row, available)
+            answers.append(ItemAvailability(sku, location, *quantities, available, True,
+                                            self.explain(sku, location) if explain else None,
+                                            int(self.backorders.units[row])))
         return AvailabilityResult(Outcome.OK, tuple(answers))
 
     def explain(self, sku: str, location: str, recent_max: int = 10) -> Explanation | None:
@@ -303,6 +439,10 @@ class PartitionState:
         rows = self.items.add_many(skus, locations)
         self.items.columns["on_hand"][rows] = quantities
         self.history.ensure_rows(self.items.capacity)
+        self.channel_book.ensure_rows(self.items.capacity)
+        self.backorders.ensure_rows(self.items.capacity)
+        # Seeded rows are not in the ring of changes: a watcher must re-read everything.
+        self.item_ledger.renew_instance()
 
     def row_of(self, sku: str, location: str) -> int:
         """The row of a SKU-location, created empty on first sight (movements create items)."""
@@ -313,6 +453,8 @@ class PartitionState:
                                     "SKU-locations")
             row = self.items.find_or_add(sku, location)
             self.history.ensure_rows(self.items.capacity)
+            self.channel_book.ensure_rows(self.items.capacity)
+            self.backorders.ensure_rows(self.items.capacity)
         return row
 
     def quantities_of(self, sku: str, location: str) -> dict[str, int] | None:
@@ -338,15 +480,18 @@ def _malformed(command: Reserve) -> str:
     return "" if command.lines else "lines: must not be empty"
 
 
-def _grant(command: Reserve, available: list[int | None]) -> list[int]:
-    """Units granted per line: all-or-nothing unless partial holds are allowed."""
+def _grant(command: Reserve, lines, available: list[int | None],
+           backordered: list[bool]) -> list[int]:
+    """Units granted per line (a backordered line in full): all-or-nothing unless partial
+    holds are allowed."""
     if command.allow_partial:
-        return [0 if ats is None else max(0, min(line.quantity, ats))
-                for line, ats in zip(command.lines, available, strict=True)]
-    if all(ats is not None and ats >= line.quantity
-           for line, ats in zip(command.lines, available, strict=True)):
-        return [line.quantity for line in command.lines]
-    return [0] * len(command.lines)
+        return [line.quantity if backorder else 0 if ats is None
+                else max(0, min(line.quantity, ats))
+                for line, ats, backorder in zip(lines, available, backordered, strict=True)]
+    if all(backorder or (ats is not None and ats >= line.quantity)
+           for line, ats, backorder in zip(lines, available, backordered, strict=True)):
+        return [line.quantity for line in lines]
+    return [0] * len(lines)
 
 
 def _status(command: Reserve, granted: list[int]) -> ReservationStatus:
@@ -357,10 +502,16 @@ def _status(command: Reserve, granted: list[int]) -> ReservationStatus:
     return ReservationStatus.PARTIALLY_HELD
 
 
-def _line_code(line, ats: int | None) -> LineCode:
+def _line_result(line, ats: int | None, units: int, backordered: bool) -> LineResult:
+    if backordered and units:
+        return LineResult(line.sku, line.location, line.quantity, 0, LineCode.BACKORDERED,
+                          ats, units)
     if ats is None:
-        return LineCode.UNKNOWN_ITEM
-    return LineCode.OK if ats >= line.quantity else LineCode.INSUFFICIENT_AVAILABLE
+        code = LineCode.UNKNOWN_ITEM
+    else:
+        code = LineCode.OK if ats >= line.quantity else LineCode.INSUFFICIENT_AVAILABLE
+    return LineResult(line.sku, line.location, line.quantity, units, code,
+                      (ats - units) if ats is not None else 0)
 
 
 def _not_found(reservation_id: str) -> ReservationResult:

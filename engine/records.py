@@ -14,6 +14,8 @@ _TAGGED = (
     model.Reserve, model.Commit, model.Release, model.Expire, model.Movement,
     model.GetAvailability, model.ReserveResult, model.ReservationResult, model.ExpireResult,
     model.MovementResult, model.AvailabilityResult, model.ConfirmHold,
+    model.SetChannelRules, model.RulesResult, model.WatchChanges, model.WatchSnapshot,
+    model.ChannelFigure, model.WatchResult,
 )
 _TAG_OF = {record_type: tag for tag, record_type in enumerate(_TAGGED)}
 
@@ -35,6 +37,8 @@ def _decoder(record_type: type):
     converters = [_converter(hints[name]) for name in record_type._fields]
 
     def decode_fields(values, _new=record_type._make, _converters=converters):
+        if len(values) < len(_converters):  # saved before trailing fields were added
+            return record_type(*(convert(value) for convert, value in zip(_converters, values)))
         return _new(convert(value) for convert, value in zip(_converters, values, strict=True))
 
     return decode_fields

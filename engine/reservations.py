@@ -14,12 +14,13 @@ class Reservation:
     """One cart's hold: the rows it holds and how many units of each."""
 
     __slots__ = ("reservation_id", "rows", "quantities", "shipped", "state", "expires_at_ms",
-                 "order_ref", "channel")
+                 "order_ref", "channel", "backordered")
 
     def __init__(self, reservation_id: str, rows: tuple[int, ...], quantities: tuple[int, ...],
                  expires_at_ms: int, order_ref: str = "", channel: str = "",
                  state: ReservationState = ReservationState.HELD,
-                 shipped: list[int] | None = None) -> None:
+                 shipped: list[int] | None = None,
+                 backordered: list[bool] | None = None) -> None:
         self.reservation_id = reservation_id
         self.rows = rows
         self.quantities = quantities
@@ -28,6 +29,8 @@ class Reservation:
         self.expires_at_ms = expires_at_ms
         self.order_ref = order_ref
         self.channel = channel
+        # Per line, whether it waits for stock as a backorder; None when none ever did.
+        self.backordered = backordered
 
     def unshipped(self, line: int) -> int:
         return self.quantities[line] - (self.shipped[line] if self.shipped else 0)

@@ -74,6 +74,8 @@ class ReserveRun(Sequence):
 _KEY = attrgetter("idempotency_key")
 _ID = attrgetter("reservation_id")
 _LINES = attrgetter("lines")
+_CHANNEL = attrgetter("channel")
+_LOCATION = attrgetter("location")
 _FIRST = itemgetter(0)
 
 
@@ -98,6 +100,9 @@ def _all_eligible(state: PartitionState, commands) -> tuple[list, list] | None:
     quantities = list(map(_QUANTITY, map(_FIRST, map(_LINES, commands))))
     if set(map(type, quantities)) != {int} or min(quantities) < 1:
         return None  # malformed: the one-at-a-time path refuses it with a reason
+    if not all(map(state.channel_book.is_plain, set(map(_CHANNEL, commands)))) \
+            or not all(map(_LOCATION, map(_FIRST, map(_LINES, commands)))):
+        return None  # a channel's rules, or a line to source anywhere: one at a time
     keys, ids = list(map(_KEY, commands)), list(map(_ID, commands))
     if (len(set(keys)) == len(keys) and len(set(ids)) == len(ids)
             and state.idempotency.entries.keys().isdisjoint(keys)
@@ -109,10 +114,12 @@ def _all_eligible(state: PartitionState, commands) -> tuple[list, list] | None:
 def _eligible_prefix(state: PartitionState, commands) -> tuple[list, list[str], list[str]]:
     remembered = state.idempotency.entries
     reservations = state.reservations.by_id
+    is_plain = state.channel_book.is_plain  # a set lookup: this loop is the hot path
     keys, ids, run = {}, {}, []  # dicts as ordered sets
     for command in commands:
         if type(command) is not Reserve or len(command.lines) != 1 \
-                or type(command.lines[0].quantity) is not int or command.lines[0].quantity < 1:
+                or type(command.lines[0].quantity) is not int or command.lines[0].quantity < 1 \
+                or not command.lines[0].location or not is_plain(command.channel):
             break
         key, reservation_id = command.idempotency_key, command.reservation_id
         if key in remembered or key in keys or reservation_id in reservations \

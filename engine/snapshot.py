@@ -8,6 +8,7 @@ import msgpack
 import numpy as np
 
 from engine import records
+from engine.channels import ChannelRules
 from engine.config import PartitionConfig
 from engine.model import ReservationState
 from engine.partition_state import PartitionState
@@ -23,7 +24,8 @@ def dump(state: PartitionState) -> bytes:
     size = items.size
     return msgpack.packb({
         "version": FORMAT_VERSION,
-        "config": dataclasses.asdict(state.config),
+        "config": state.config.tunables(),
+        "channel_rules": state.channel_book.rules.to_json(),
         "seq": state.seq,
         "now_ms": state.now_ms,
         "items": {
@@ -45,6 +47,7 @@ def dump(state: PartitionState) -> bytes:
         "orders": state.reservations.by_order,
         "finished": [[at_ms, *_reservation_row(r)]
                      for at_ms, r in state.reservations.finished_in_order()],
+        "backorders": state.backorders.dump(),
         "idempotency": [[key, records.encode(command), records.encode(result), at_ms]
                         for key, command, result, at_ms in state.idempotency.items_in_order()],
     }, use_bin_type=True)
@@ -74,6 +77,10 @@ def load(data: bytes, config: PartitionConfig | None = None) -> PartitionState:
         state.reservations.add_finished(_reservation(row), finished_at_ms)
     for key, command, result, at_ms in snapshot["idempotency"]:
         state.idempotency.remember(key, records.decode(command), records.decode(result), at_ms)
+    state.backorders.ensure_rows(state.items.capacity)
+    state.backorders.load(snapshot.get("backorders", []), state.reservations.get)
+    if "channel_rules" in snapshot:  # snapshots taken before channels had none
+        state.put_channel_rules(ChannelRules.from_json(snapshot["channel_rules"]))
     return state
 
 
@@ -103,10 +110,11 @@ def _load_history(state: PartitionState, history: dict) -> None:
 
 def _reservation_row(r: Reservation) -> list:
     return [r.reservation_id, list(r.rows), list(r.quantities), r.shipped, int(r.state),
-            r.expires_at_ms, r.order_ref, r.channel]
+            r.expires_at_ms, r.order_ref, r.channel, r.backordered]
 
 
 def _reservation(row: list) -> Reservation:
-    reservation_id, rows, quantities, shipped, state, expires_at_ms, order_ref, channel = row
+    reservation_id, rows, quantities, shipped, state, expires_at_ms, order_ref, channel = row[:8]
+    backordered = row[8] if len(row) > 8 else None  # snapshots from before backorders
     return Reservation(reservation_id, tuple(rows), tuple(quantities), expires_at_ms, order_ref,
-                       channel, ReservationState(state), shipped)
+                       channel, ReservationState(state), shipped, backordered)

@@ -40,6 +40,11 @@ class SnapshotWriter:
         self.last_stall_ms = 0.0
         self.longest_stall_ms = 0.0
 
+    @property
+    def running(self) -> bool:
+        """A compactor is at work (an actor starts one at a time over its partitions)."""
+        return self._running is not None
+
     def saved(self, seq: int, at_ms: int) -> None:
         self.saved_seq, self.saved_at_ms = seq, at_ms
 

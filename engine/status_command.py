@@ -64,7 +64,8 @@ def render(document: dict, source: str = "") -> str:
     if not document.get("partitions"):
         lines.append("  (no partition figures yet)")
     lines += ["", _ingest_line(document.get("ingest") or {}),
-              _erp_line(document.get("erp") or {}), *_rpc_lines(document.get("rpc") or {})]
+              _erp_line(document.get("erp") or {}), *_rpc_lines(document.get("rpc") or {}),
+              *_channel_lines(document.get("channels"))]
     refusals = document.get("refusals") or []
     if refusals:
         lines.append("refused    " + ", ".join(
@@ -92,6 +93,31 @@ def _erp_line(erp: dict) -> str:
         return "erp sync   no erp-sync reader registered on the journals"
     return (f"erp sync   backlog {_number(erp.get('backlog_commands'))} commands, lag "
             f"{_seconds(erp.get('lag_s'))}; breaker state: erp-sync's own /metrics")
+
+
+def _channel_lines(channels: dict | None) -> list[str]:
+    """Each webhook channel's divergence, as `availability publish` last wrote it."""
+    if channels is None:
+        return []
+    if not channels:
+        return ["channels   no publisher running (a webhook channel in serve --channels "
+                "starts one)"]
+    lines = ["channels   network/locations: |published - actual|, items shown too much, "
+             "units at risk"]
+    for name, status in sorted(channels.items()):
+        ready = "" if status.get("ready") else " (snapshot pending)"
+        lines.append(f"  {name:<16} diverged {_levels(status, 'diverged_units')}  exposed "
+                     f"{_levels(status, 'exposed_items')}  at risk "
+                     f"{_levels(status, 'units_at_risk')}  lag "
+                     f"{_seconds(status.get('publish_lag_s'))}  velocity -"
+                     f"{_number(status.get('velocity_buffer_units'))}{ready}")
+    return lines
+
+
+def _levels(status: dict, key: str) -> str:
+    """network/locations of one divergence figure."""
+    return (f"{_number((status.get('network') or {}).get(key))}/"
+            f"{_number((status.get('location') or {}).get(key))}")
 
 
 def _rpc_lines(rpc: dict) -> list[str]:

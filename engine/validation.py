@@ -102,9 +102,18 @@ def validate_get_availability(
     _identifier("channel", query.channel, limits, required=False)
 
 
+def validate_watch(skus: Sequence[str], limits: RequestLimits = DEFAULT_LIMITS) -> None:
+    """Raise the first broken rule of a WatchAvailability request's SKUs."""
+    if len(skus) > limits.items_per_query_max:
+        raise ValidationError("skus", f"at most {limits.items_per_query_max} per watch")
+    for i, sku in enumerate(skus):
+        _identifier(f"skus[{i}]", sku, limits)
+
+
 def _reserve_line(field: str, line: ReserveLine, limits: RequestLimits) -> None:
     _identifier(f"{field}.sku", line.sku, limits)
-    _identifier(f"{field}.location", line.location, limits)
+    # Empty: sourced from the channel's location group ("reserve anywhere").
+    _identifier(f"{field}.location", line.location, limits, required=False)
     _int_in(f"{field}.quantity", line.quantity, 1, limits.quantity_max)
 
 

@@ -12,6 +12,8 @@ import grpc
 from inventory.v1 import availability_pb2 as pb
 from inventory.v1 import availability_pb2_grpc as pb_grpc
 
+from gateway.tls import ClientTls
+
 StatusCode = grpc.StatusCode
 # Most commands the server takes in one Batch RPC.
 SERVER_BATCH_COMMANDS_MAX = 1_000
@@ -224,7 +226,9 @@ class AvailabilityClient:
     def __init__(self, target: str, *, rpcs_in_flight_max: int = 1,
                  batch_commands_max: int = SERVER_BATCH_COMMANDS_MAX,
                  queue_commands_max: int = 100_000, channel_options: Sequence[tuple] = (),
-                 metadata: Sequence[tuple[str, str]] = ()) -> None:
+                 metadata: Sequence[tuple[str, str]] = (), tls: ClientTls | None = None,
+                 token: str | None = None) -> None:
+        """`tls` None: plaintext; `token`: sent as `authorization: Bearer TOKEN` on every call."""
         if batch_commands_max > SERVER_BATCH_COMMANDS_MAX:
             raise ValueError(f"batch_commands_max: the server takes at most "
                              f"{SERVER_BATCH_COMMANDS_MAX} commands per Batch")
@@ -232,9 +236,9 @@ class AvailabilityClient:
             self._send_write, self._send_writes, rpcs_in_flight_max=rpcs_in_flight_max,
             batch_commands_max=batch_commands_max, queue_commands_max=queue_commands_max,
             size_of=lambda request: request.ByteSize())
-        self._channel = _open_channel(target, channel_options)
+        self._channel = _open_channel(target, channel_options, tls)
         self._stub = pb_grpc.AvailabilityServiceStub(self._channel)
-        self._metadata = tuple(metadata)
+        self._metadata = (*metadata, *((("authorization", f"Bearer {token}"),) if token else ()))
 
     async def __aenter__(self) -> AvailabilityClient:
         return self
@@ -287,11 +291,17 @@ class AvailabilityClient:
         request = pb.ApplyMovementsRequest(movements=movements)
         return list((await self._call(self._stub.ApplyMovements, request, timeout)).results)
 
-    async def watch(self, *, channel: str = "",
-                    skus: Sequence[str] = ()) -> AsyncIterator[pb.AvailabilityUpdate]:
-        """Stream a channel's available-to-sell as it changes."""
+    async def watch(self, *, channel: str = "", skus: Sequence[str] = (),
+                    resume_stream_id: str = "",
+                    resume_after_sequence: int = 0) -> AsyncIterator[pb.AvailabilityUpdate]:
+        """Stream a channel's available-to-sell: a snapshot (ended by a SNAPSHOT_COMPLETE
+        update), then changes. To resume after a reconnect, pass the stream_id and
+        sequence of the last update applied; the server resumes, or sends a new snapshot."""
         call = self._stub.WatchAvailability(
-            pb.WatchAvailabilityRequest(channel=channel, skus=skus), metadata=self._metadata)
+            pb.WatchAvailabilityRequest(channel=channel, skus=skus,
+                                        resume_stream_id=resume_stream_id,
+                                        resume_after_sequence=resume_after_sequence),
+            metadata=self._metadata)
         try:
             async for update in call:
                 yield update
@@ -333,9 +343,13 @@ def _batch_answer(field: str, result: pb.BatchResult) -> Any:
     return getattr(result, field)
 
 
-def _open_channel(target: str, options: Sequence[tuple]) -> grpc.aio.Channel:
-    # The one place the channel is made, so TLS credentials can be threaded in here later.
-    return grpc.aio.insecure_channel(target, options=list(options))
+def _open_channel(target: str, options: Sequence[tuple],
+                  tls: ClientTls | None = None) -> grpc.aio.Channel:
+    # The one place the channel is made.
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=list(options))
+    return grpc.aio.secure_channel(target, tls.credentials(),
+                                   options=[*options, *tls.channel_options()])
 
 
 def _as_message(message_type: type, value: Any) -> Any:

@@ -133,7 +133,8 @@ def reserve_response(result: ReserveResult) -> pb.ReserveResponse:
     add = response.lines.add  # filling in place skips building and copying a LineResult
     for line in result.lines:
         add(sku=line.sku, location=line.location, requested=line.requested,
-            reserved=line.reserved, code=line.code, available_after=line.available_after)
+            reserved=line.reserved, code=line.code, available_after=line.available_after,
+            backordered=line.backordered)
     return response
 
 
@@ -165,7 +166,8 @@ def availability_response(result: AvailabilityResult) -> pb.GetAvailabilityRespo
                     reserved=item.reserved, committed=item.committed,
                     safety_stock=item.safety_stock, damaged=item.damaged,
                     quality_control=item.quality_control, incoming=item.incoming,
-                    available_to_sell=item.available_to_sell, known=item.known)
+                    available_to_sell=item.available_to_sell, known=item.known,
+                    backordered=item.backordered)
         if item.explanation is not None:
             _explain(added.explanation, item.explanation)
     return response

@@ -25,6 +25,8 @@ from engine.validation import ValidationError, validate_movement
 from gateway import codec
 
 SCHEMA_VERSION = b"1"
+# A dead letter's reason quotes at most this much of a parser's message.
+REASON_CHARS_MAX = 300
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +67,7 @@ def decode_entry(fields: dict[bytes, bytes]) -> pb.Movement:
     """The wire Movement an entry carries; raises EntryRefused naming what is wrong."""
     version = fields.get(b"schema_version")
     if version is not None and version != SCHEMA_VERSION:
-        raise EntryRefused(f"schema_version {version.decode(errors='replace')!r} is not "
+        raise EntryRefused(f"schema_version {version[:20].decode(errors='replace')!r} is not "
                            f"supported (only {SCHEMA_VERSION.decode()})")
     try:
         if b"movement" in fields:
@@ -73,8 +75,14 @@ def decode_entry(fields: dict[bytes, bytes]) -> pb.Movement:
         if b"json" in fields:
             return json_format.Parse(fields[b"json"], pb.Movement())
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
-        raise EntryRefused(f"undecodable payload: {error}") from None
+        raise EntryRefused(f"undecodable payload: {_one_line(str(error))}") from None
     raise EntryRefused("entry has neither a `movement` nor a `json` field")
+
+
+def _one_line(text: str, chars_max: int = REASON_CHARS_MAX) -> str:
+    """A parser's message as one bounded line: it may quote the hostile payload at length."""
+    text = " ".join(text.split())
+    return text if len(text) <= chars_max else text[:chars_max - 1] + "…"
 
 
 class EntryBatch(NamedTuple):

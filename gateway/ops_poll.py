@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from engine import journal
 from engine.erp_outbox import SyncState
 from engine.journal_store import JournalStore, connect
+from engine.publish_store import read_status
 from gateway.ingest import IngestConfig
 
 # How long the poller waits for a partition's answer; past it the partition shows as down.
@@ -37,6 +38,7 @@ class OpsView:
     polled_at_s: float
     errors: list[str] = field(default_factory=list)
     erp_sync: dict[str, float] | None = None  # the running sync job's status; {} if none
+    channels: dict[str, dict] | None = None  # the running publisher's; {} if none
 
 
 class JournalReaders:
@@ -47,10 +49,15 @@ class JournalReaders:
         self._stores = [JournalStore(client, partition, key_prefix)
                         for partition in range(partitions)]
         self._sync = SyncState(client, key_prefix)
+        self._client, self._prefix = client, key_prefix
 
     def erp_sync(self) -> dict[str, float]:
         """What the running erp-sync job last published (breaker, lag); {} if none runs."""
         return self._sync.status()
+
+    def channels(self) -> dict[str, dict]:
+        """What a running `availability publish` last wrote per channel; {} if none runs."""
+        return read_status(self._client, self._prefix)
 
     def figures(self, now_ms: int) -> list[dict[str, dict]]:
         """Per partition, reader -> {backlog_commands, lag_s}; blocking (run it in a thread)."""
@@ -102,10 +109,10 @@ class OpsPoller:
         """Read everything at once and keep it as `view`."""
         errors: list[str] = []
         now_s = time.time()
-        partitions, readers, ingest, erp_sync = await asyncio.gather(
+        partitions, readers, ingest, erp_sync, channels = await asyncio.gather(
             self._poll_partitions(), self._poll_readers(now_s, errors),
-            self._poll_ingest(errors), self._poll_erp_sync(errors))
-        self.view = OpsView(partitions, readers, ingest, now_s, errors, erp_sync)
+            self._poll_ingest(errors), self._poll_erp_sync(errors), self._poll_channels(errors))
+        self.view = OpsView(partitions, readers, ingest, now_s, errors, erp_sync, channels)
         return self.view
 
     async def _poll_partitions(self) -> list[dict | None]:
@@ -130,6 +137,15 @@ class OpsPoller:
             return await asyncio.to_thread(self._readers.erp_sync)
         except (redis.RedisError, OSError) as error:
             errors.append(f"ERP sync status unknown: {error}")
+            return None
+
+    async def _poll_channels(self, errors: list[str]) -> dict[str, dict] | None:
+        if self._readers is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._readers.channels)
+        except (redis.RedisError, OSError, ValueError) as error:
+            errors.append(f"channel publishing status unknown: {error}")
             return None
 
     async def _poll_ingest(self, errors: list[str]) -> dict | None:

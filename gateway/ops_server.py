@@ -79,9 +79,14 @@ class OpsServer:
     def document(self) -> dict:
         """What /api/dashboard answers."""
         view = self.poller.view
-        return dashboard.build(self.history,
-                               self.metrics.hot_skus.most_common(dashboard.HOT_SKUS_SHOWN),
-                               errors=view.errors if view else (), role=self.role)
+        document = dashboard.build(self.history,
+                                   self.metrics.hot_skus.most_common(dashboard.HOT_SKUS_SHOWN),
+                                   errors=view.errors if view else (), role=self.role)
+        # Channel divergence, as the publisher last wrote it (its own /metrics has the series).
+        document["channels"] = view.channels if view else None
+        if view and view.channels:
+            document["not_measured"] = []
+        return document
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -30,6 +30,7 @@ from engine.normalize import RawMovement, normalize_movements
 from engine.partition_host import wall_clock_ms
 from engine.routing import partition_of
 from engine.validation import (
+    ValidationError,
     validate_commit,
     validate_get_availability,
     validate_movement_count,
@@ -75,14 +76,30 @@ class Router:
         self._ids = ids or ReservationIdSource()
         self._clock_ms = clock_ms
         self._carts: set[asyncio.Future[ReserveResult]] = set()
-        self.lanes = [PartitionLane(functools.partial(partitions.apply, partition),
-                                    self.config.lanes)
-                      for partition in range(partitions.count)]
+        # One lane per actor, not per virtual partition: a call carries the commands of
+        # every partition the actor hosts, each tagged with its partition, so batches stay
+        # as large as they were with one partition per actor. Changed in place when the
+        # partition map changes.
+        self._owners = partitions.owners
+        self.lanes: list[PartitionLane] = []
+        self._add_lanes(partitions.actors)
+
+    def _add_lanes(self, actors: int) -> None:
+        while len(self.lanes) < actors:
+            self.lanes.append(PartitionLane(
+                functools.partial(self.partitions.apply, len(self.lanes)), self.config.lanes))
+
+    def lane_of(self, partition: int) -> PartitionLane:
+        """The lane of the actor that hosts virtual partition `partition` now."""
+        actor = self._owners[partition]
+        if actor >= len(self.lanes):  # the map names an actor added since (scale-out)
+            self._add_lanes(actor + 1)
+        return self.lanes[actor]
 
     def submit(self, partition: int, command: Command,
                deadline: float | None) -> asyncio.Future[Result]:
-        """Queue `command` on its partition's lane; the future brings its result."""
-        return self.lanes[partition].enqueue(command, deadline)
+        """Queue `command` for virtual partition `partition`; the future brings its result."""
+        return self.lane_of(partition).enqueue((partition, command), deadline)
 
     async def _submit_later(self, partition: int, command: Command,
                             deadline: float | None) -> Result:
@@ -92,12 +109,14 @@ class Router:
 
     async def _follow_up(self, partition: int, command: Command,
                          deadline: float | None) -> Result:
-        return await self.lanes[partition].enqueue(command, deadline, beyond_limit=True)
+        return await self.lane_of(partition).enqueue((partition, command), deadline,
+                                                     beyond_limit=True)
 
     def start_reserve(self, command: Reserve,
                       deadline: float | None = None) -> Awaitable[ReserveResult]:
         """Validate and route now, raising any refusal; the awaitable brings the result."""
         validate_reserve(command, self.config.requests)
+        self.check_channel(command.channel)
         count = self.partitions.count
         owners = [partition_of(line.sku, count) for line in command.lines]
         first = owners[0]
@@ -159,16 +178,25 @@ class Router:
     async def get_availability(self, query: GetAvailability,
                                deadline: float | None = None) -> AvailabilityResult:
         validate_get_availability(query, self.config.requests)
+        self.check_channel(query.channel)
         indexes_of = self._by_partition(item.sku for item in query.items)
         answers = await asyncio.gather(*(
             self._submit_later(p, query._replace(items=tuple(query.items[i] for i in indexes)),
                                deadline)
             for p, indexes in indexes_of.items()))
+        for answer in answers:
+            if answer.outcome is not Outcome.OK:  # a refusal (an unknown channel): every
+                return answer                     # partition refuses alike, with no items
         items = [None] * len(query.items)
         for indexes, answer in zip(indexes_of.values(), answers, strict=True):
             for index, item in zip(indexes, answer.items, strict=True):
                 items[index] = item
         return AvailabilityResult(Outcome.OK, tuple(items))
+
+    def check_channel(self, name: str) -> None:
+        """Refuse a channel the rules do not name ("" is `default`)."""
+        if not self.config.channels.knows(name):
+            raise ValidationError("channel", f"{name!r} is not a configured channel")
 
     async def apply_movements(self, movements: Sequence[Movement | RawMovement],
                               deadline: float | None = None) -> list[MovementResult]:
@@ -192,19 +220,23 @@ class Router:
                                       ) -> list[MovementResult | BaseException]:
         """Each movement's result, or the error that kept it from one, in the given order.
 
-        The movements must be normalized and validated already. Those of one partition go
-        to its lane as one lot with one future, so a batch costs per partition, not per
+        The movements must be normalized and validated already. Those of one actor go to
+        its lane as one lot with one future, so a batch costs per actor, not per
         movement; a lane too full for its lot answers LaneOverloaded for each of them.
         """
         count = self.partitions.count
+        # Grouped by the actor hosting each movement's partition: one lot per actor.
+        tagged_of: dict[int, list[tuple[int, Movement]]] = {}
         indexes_of: dict[int, list[int]] = {}
         for index, movement in enumerate(movements):
-            indexes_of.setdefault(partition_of(movement.sku, count), []).append(index)
+            partition = partition_of(movement.sku, count)
+            actor = self._owners[partition]
+            tagged_of.setdefault(actor, []).append((partition, movement))
+            indexes_of.setdefault(actor, []).append(index)
         lots: list[Awaitable[list] | LaneOverloaded] = []
-        for partition, indexes in indexes_of.items():
+        for tagged in tagged_of.values():
             try:
-                lots.append(self.lanes[partition].enqueue_many(
-                    [movements[index] for index in indexes], deadline))
+                lots.append(self.lane_of(tagged[0][0]).enqueue_many(tagged, deadline))
             except LaneOverloaded as error:
                 lots.append(error)
         # gather: a caller cancelled while waiting takes its unsent lots out of the queues.

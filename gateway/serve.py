@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -16,16 +17,19 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from engine.config import DurabilityConfig, GatewayConfig
+from engine.config import DurabilityConfig, GatewayConfig, PartitionConfig
 from engine.embedded_redis import DATA_DIR, redis_for
 from engine.mappings import Mappings
-from engine.partition_actor import NAMESPACE, find_partitions, start_partitions
+from engine.partition_actor import NAMESPACE, start_partitions
+from engine.partition_map import DEFAULT_VIRTUAL_PARTITIONS
 from engine.process import tune_garbage_collector
 from gateway.ingest import IngestWorker
+from gateway.map_source import followed_partitions
 from gateway.metrics import GatewayMetrics
 from gateway.ops_server import OpsServer, ops_server
 from gateway.partitions import RayPartitions
 from gateway.router import Router
+from gateway.security import Security, SecurityConfigError, SecurityOptions, secured
 from gateway.server import Gateway, host_port
 
 # The line that says a gateway is serving; tests and extra gateways wait for it.
@@ -39,7 +43,8 @@ log = logging.getLogger(__name__)
 class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 50051
-    partitions: int = 4
+    partitions: int = 4  # actors
+    virtual_partitions: int = DEFAULT_VIRTUAL_PARTITIONS
     gateways: int = 1
     ray_address: str | None = None
     ray_namespace: str = NAMESPACE
@@ -49,6 +54,8 @@ class ServeOptions:
     data_dir: str = DATA_DIR
     # Source mapping files (`<source>.toml`), for ApplyMovements and ingest alike.
     mappings_dir: str | None = None
+    # The channels file the rules in config.channels came from, for extra gateways.
+    channels_file: str | None = None
     # Ingest workers on the events stream in serve's own gateway process (0: none).
     ingest_workers: int = 1
     # With an ERP, serve also runs `availability erp-sync` against it, as a child process.
@@ -56,23 +63,30 @@ class ServeOptions:
     # Prometheus /metrics and the ops dashboard on this port (0: any free one; None: off).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Tokens, TLS and protected mode (gateway/security.py); limits are in config.transport.
+    security: SecurityOptions = field(default_factory=SecurityOptions)
 
 
 def serve(options: ServeOptions) -> None:
     """Start (or join) Ray, start the partitions, serve until SIGTERM or SIGINT, then drain."""
     import ray
 
+    security = _secured(options)
     refuse_taken_port(options.host, options.port)
     with redis_for(options.durability, options.data_dir) as durability:
         ray.init(address=options.ray_address, namespace=options.ray_namespace,
                  include_dashboard=False, configure_logging=False)
         try:
             handles = start_partitions(options.partitions, options.ray_namespace,
-                                       durability=durability)
+                                       durability=durability,
+                                       config=PartitionConfig(channels=options.config.channels),
+                                       virtual_partitions=options.virtual_partitions)
+            partitions = _followed(options, durability, handles)
+            options = dataclasses.replace(options, durability=durability)  # for gateways
             with _erp_sync_child(options, durability.redis_url):
-                asyncio.run(_run_gateway(options, RayPartitions(handles),
+                asyncio.run(_run_gateway(options, partitions,
                                          extra_gateways=options.gateways - 1,
-                                         events_url=durability.redis_url))
+                                         events_url=durability.redis_url, security=security))
         finally:
             ray.shutdown()
 
@@ -105,9 +119,9 @@ def serve_ingest(options: ServeOptions, redis_url: str) -> None:
     ray.init(address=options.ray_address, namespace=options.ray_namespace,
              log_to_driver=False, configure_logging=False)
     try:
-        handles = find_partitions(options.partitions, options.ray_namespace)
         metrics = GatewayMetrics() if options.metrics_port is not None else None
-        partitions = RayPartitions(handles)
+        partitions = _followed(options, dataclasses.replace(options.durability,
+                                                            redis_url=redis_url))
         router = Router(metrics.metered(partitions) if metrics else partitions, options.config,
                         _mappings(options))
         if metrics is not None:
@@ -141,19 +155,31 @@ def serve_gateway(options: ServeOptions) -> None:
     """One more gateway process in front of partitions that `serve` started."""
     import ray
 
+    security = _secured(options)
     ray.init(address=options.ray_address, namespace=options.ray_namespace,
              log_to_driver=False, configure_logging=False)
     try:
-        handles = find_partitions(options.partitions, options.ray_namespace)
-        asyncio.run(_run_gateway(options, RayPartitions(handles), extra_gateways=None))
+        asyncio.run(_run_gateway(options, _followed(options, options.durability),
+                                 extra_gateways=None, security=security))
     finally:
         ray.shutdown()
 
 
+def _followed(options: ServeOptions, durability: DurabilityConfig,
+              handles: list | None = None) -> RayPartitions:
+    """The partition actors, routed by the map in Redis and following it (with the
+    journal off there is no map: the default spread over --partitions actors)."""
+    return followed_partitions(durability.redis_url if durability.journal else None,
+                               options.ray_namespace, options.ray_namespace,
+                               options.partitions, options.virtual_partitions, handles)
+
+
 async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
-                       extra_gateways: int | None, events_url: str | None = None) -> None:
+                       extra_gateways: int | None, events_url: str | None = None,
+                       security: Security | None = None) -> None:
     metrics = GatewayMetrics() if options.metrics_port is not None else None
-    gateway = Gateway(partitions, options.config, _mappings(options), metrics=metrics)
+    gateway = Gateway(partitions, options.config, _mappings(options), metrics=metrics,
+                      security=security)
     tune_garbage_collector()
     port = await gateway.start(options.host, options.port)
     # Before the LISTENING line, so whoever waits for that line has seen this one too.
@@ -179,6 +205,8 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
         print(f"availability: serving inventory.v1.AvailabilityService "
               f"({options.partitions} partitions, {gateways} gateway"
               f"{'s' if gateways > 1 else ''}) on {host_port(options.host, port)}", flush=True)
+        if extra_gateways is not None and events_url:
+            children += _publisher_child(options, port, events_url)  # stopped like gateways
         if events_url and options.ingest_workers:
             ingesting = asyncio.create_task(_ingest(gateway.router, options, events_url, stop,
                                                     metrics))
@@ -201,14 +229,49 @@ async def _run_gateway(options: ServeOptions, partitions: RayPartitions,
                 child.kill()
 
 
+def _publisher_child(options: ServeOptions, port: int, redis_url: str) -> list[subprocess.Popen]:
+    """`availability publish` beside serve when a channel publishes to a webhook: a process
+    of its own, so a slow webhook never competes with the gateway's event loop."""
+    if not options.channels_file or not any(
+            channel.publish.webhook for channel in options.config.channels.channels):
+        return []
+    host = "127.0.0.1" if options.host in ("0.0.0.0", "") else (
+        "::1" if options.host == "::" else options.host)
+    return [subprocess.Popen([sys.executable, "-m", "engine.cli", "publish", "--target",
+                              host_port(host, port), "--channels", options.channels_file,
+                              "--redis-url", redis_url, "--ray-namespace",
+                              options.ray_namespace], env=_child_env())]
+
+
 def _spawn_gateway(options: ServeOptions, ray_address: str, port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "engine.cli", "gateway", "--ray-address", ray_address,
                "--ray-namespace", options.ray_namespace, "--partitions",
                str(options.partitions), "--host", options.host, "--port", str(port),
+               "--virtual-partitions", str(options.virtual_partitions),
+               *(["--redis-url", options.durability.redis_url]
+                 if options.durability.redis_url and options.durability.journal else []),
                "--queue-commands-max", str(options.config.lanes.queue_commands_max),
                "--cart-tentative-ttl-s", str(options.config.cart_tentative_ttl_s),
-               *(["--mappings", options.mappings_dir] if options.mappings_dir else [])]
+               *(["--mappings", options.mappings_dir] if options.mappings_dir else []),
+               *(["--channels", options.channels_file] if options.channels_file else []),
+               *options.security.flags(), *_transport_flags(options)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=_child_env())
+
+
+def _secured(options: ServeOptions) -> Security:
+    """The gateway's tokens and TLS, or exit naming the option when it must not start."""
+    try:
+        return secured(options.security, options.host)
+    except SecurityConfigError as error:
+        raise SystemExit(f"availability: {error}") from None
+
+
+def _transport_flags(options: ServeOptions) -> list[str]:
+    limits = options.config.transport
+    return ["--max-message-bytes", str(limits.receive_message_bytes_max),
+            "--max-concurrent-streams", str(limits.concurrent_streams_per_connection_max),
+            "--token-calls-per-s", repr(limits.token_calls_per_s),
+            "--token-burst-calls", str(limits.token_burst_calls)]
 
 
 def _child_env() -> dict[str, str]:

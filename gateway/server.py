@@ -13,13 +13,15 @@ from grpc_reflection.v1alpha import reflection
 from inventory.v1 import availability_pb2 as pb
 from inventory.v1 import availability_pb2_grpc as pb_grpc
 
-from engine.config import GatewayConfig
+from engine.config import GatewayConfig, TransportLimits
 from engine.mappings import Mappings
 from gateway.metrics import GatewayMetrics
 from gateway.partitions import Partitions
 from gateway.router import Router
 from gateway.rpc_metrics import RpcMetricsInterceptor
+from gateway.security import Security
 from gateway.servicer import AvailabilityServicer
+from gateway.watch_hub import WatchHub
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AvailabilityService"].full_name
 # How often health asks every partition whether it answers, and how long it waits.
@@ -38,6 +40,15 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 log = logging.getLogger(__name__)
 
 
+def server_options(limits: TransportLimits) -> tuple[tuple[str, int], ...]:
+    """SERVER_OPTIONS plus the transport limits, which gRPC enforces before any handler."""
+    return (*SERVER_OPTIONS,
+            ("grpc.max_receive_message_length", limits.receive_message_bytes_max),
+            ("grpc.max_concurrent_streams", limits.concurrent_streams_per_connection_max),
+            ("grpc.max_metadata_size", limits.metadata_bytes_max),
+            ("grpc.server_handshake_timeout_ms", limits.handshake_timeout_ms))
+
+
 def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -47,7 +58,8 @@ class Gateway:
 
     def __init__(self, partitions: Partitions, config: GatewayConfig | None = None,
                  mappings: Mappings | None = None,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None,
+                 security: Security | None = None) -> None:
         # metrics None: nothing counted, so a gateway without --metrics-port pays nothing.
         if metrics is not None:
             partitions = metrics.metered(partitions)
@@ -56,12 +68,21 @@ class Gateway:
         if metrics is not None:
             metrics.watch_lanes(self.router.lanes)
         self.health = health_aio.HealthServicer()
+        # security None: no tokens and plaintext (protected mode keeps that on loopback).
+        self.security = security or Security()
+        limits = self.router.config.transport
+        # The guard goes first: a call it refuses is never deserialized, counted or served.
+        interceptors = [self.security.interceptor(limits, metrics)]
+        if metrics is not None:
+            interceptors.append(RpcMetricsInterceptor(metrics))
         self.server = grpc.aio.server(
-            options=SERVER_OPTIONS,
-            interceptors=[RpcMetricsInterceptor(metrics)] if metrics is not None else None,
+            options=server_options(limits), interceptors=interceptors,
             maximum_concurrent_rpcs=self.router.config.concurrent_rpcs_max)
+        config = self.router.config
+        self.watch_hub = WatchHub(self.router.submit, partitions.count,
+                                  config.watch_poll_interval_s, config.watch_history_updates)
         pb_grpc.add_AvailabilityServiceServicer_to_server(
-            AvailabilityServicer(self.router), self.server)
+            AvailabilityServicer(self.router, self.watch_hub), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -71,7 +92,9 @@ class Gateway:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Bind (port 0 picks a free one), start, and return the bound port."""
-        bound = self.server.add_insecure_port(host_port(host, port))
+        address = host_port(host, port)
+        bound = (self.server.add_secure_port(address, self.security.tls.credentials())
+                 if self.security.tls is not None else self.server.add_insecure_port(address))
         if bound == 0:
             raise OSError(f"cannot listen on {host_port(host, port)}")
         await self._set_health(False)
@@ -86,6 +109,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prober
         await self.health.enter_graceful_shutdown()
+        await self.watch_hub.close()  # watches never end on their own: end them first
         await self.server.stop(grace_s)
         await self.router.drain()
 

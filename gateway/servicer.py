@@ -12,12 +12,14 @@ from inventory.v1 import availability_pb2 as pb
 from inventory.v1 import availability_pb2_grpc as pb_grpc
 
 from engine import logs
-from engine.validation import ValidationError
+from engine.channels import DEFAULT
+from engine.validation import ValidationError, validate_watch
 from gateway import codec
 from gateway.carts import CartAborted
 from gateway.lanes import DeadlineExpired, LaneOverloaded
 from gateway.partitions import PartitionUnavailable
 from gateway.router import Router
+from gateway.watch_hub import WatchEnded, WatchHub
 
 StatusCode = grpc.StatusCode
 log = logging.getLogger(__name__)
@@ -86,8 +88,11 @@ _WRITES = {
 class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
     """Small methods: decode, hand to the router, encode; every refusal is a status code."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, watch_hub: WatchHub | None = None) -> None:
         self.router = router
+        self.watch_hub = watch_hub or WatchHub(
+            router.submit, router.partitions.count, router.config.watch_poll_interval_s,
+            router.config.watch_history_updates)
 
     async def Reserve(self, request, context):
         # The hold carries the id into the journal, so `availability trace` finds it there.
@@ -124,8 +129,27 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
         return codec.movements_response(await self._unary(context, settle(work)))
 
     async def WatchAvailability(self, request, context):
-        await context.abort(StatusCode.UNIMPLEMENTED,
-                            "WatchAvailability is not served yet: poll GetAvailability")
+        await _correlate(context)
+        try:
+            self.router.check_channel(request.channel)
+            validate_watch(request.skus, self.router.config.requests)
+        except ValidationError as error:
+            await context.abort(StatusCode.INVALID_ARGUMENT, str(error))
+        channel = request.channel or DEFAULT
+        watcher = self.watch_hub.watch(channel, frozenset(request.skus) or None,
+                                       request.resume_stream_id, request.resume_after_sequence)
+        stream_id = self.watch_hub.stream_id
+        try:
+            async for update in watcher.updates():
+                yield pb.AvailabilityUpdate(
+                    channel=channel, sku=update.sku, location=update.location,
+                    available_to_sell=update.available_to_sell, sequence=update.sequence,
+                    updated_at_unix_ms=update.updated_at_unix_ms, kind=update.kind,
+                    stream_id=stream_id)
+        except WatchEnded as ended:
+            await context.abort(StatusCode.UNAVAILABLE, str(ended))
+        finally:
+            self.watch_hub.leave(watcher)
 
     async def Batch(self, request, context):
         limit = self.router.config.batch_commands_max

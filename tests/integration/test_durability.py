@@ -17,6 +17,8 @@ from engine.embedded_redis import start_embedded_redis
 from engine.journal_store import JournalStore, connect
 from engine.model import GetAvailability, ItemRef, MovementCode, Unavailable
 from engine.partition_actor import PartitionActor, start_partitions
+from engine.partition_map import DEFAULT_VIRTUAL_PARTITIONS
+from engine.routing import partition_of
 from gateway.client import AvailabilityClient
 from gateway.partitions import RayPartitions
 from tests.integration.conftest import REDIS_URL
@@ -105,7 +107,8 @@ async def test_zombie_actor_of_a_partition_can_never_append(actors):
     sku = sku_on(0, 1, "zombie")
     [received] = await RayPartitions([old]).apply(0, [receipt(sku, 10)])
     assert received.code is MovementCode.APPLIED
-    store = JournalStore(connect(REDIS_URL), 0, namespace)
+    store = JournalStore(connect(REDIS_URL), partition_of(sku, DEFAULT_VIRTUAL_PARTITIONS),
+                         namespace)
     seq_before = store.last_seq()
 
     durability = DurabilityConfig(redis_url=REDIS_URL, key_prefix=namespace)
@@ -127,12 +130,12 @@ async def test_zombie_actor_of_a_partition_can_never_append(actors):
 
 
 def test_journal_of_n_partitions_is_not_served_by_another_count(actors):
-    """Restarting on a journal with another partition count is refused before any actor
-    starts: its SKUs would be recovered into partitions that never see them."""
+    """Restarting on a journal with another virtual partition count is refused before any
+    actor starts: its SKUs would be recovered into partitions that never see them."""
     namespace, _ = actors(2, journal=True)
     durability = DurabilityConfig(redis_url=REDIS_URL, key_prefix=namespace)
-    with pytest.raises(RuntimeError, match="written by 2 partitions"):
-        start_partitions(3, f"{namespace}-other", durability)
+    with pytest.raises(RuntimeError, match="written by 64 virtual partitions"):
+        start_partitions(2, f"{namespace}-other", durability, virtual_partitions=32)
 
 
 async def test_actor_snapshots_by_compactor_trims_its_journal_and_recovers_from_it(actors):
@@ -144,7 +147,8 @@ async def test_actor_snapshots_by_compactor_trims_its_journal_and_recovers_from_
     await partitions.apply(0, [receipt(sku, 1_000)])
     for _ in range(12):
         await partitions.apply(0, [hold(sku, 1) for _ in range(10)])
-    store = JournalStore(connect(REDIS_URL), 0, namespace)
+    store = JournalStore(connect(REDIS_URL), partition_of(sku, DEFAULT_VIRTUAL_PARTITIONS),
+                         namespace)
 
     async def compacted():
         status = await handle.ready.remote()

@@ -200,7 +200,7 @@ def test_load_snapshot_round_trips_the_stored_bytes(store, client, prefix):
 
     assert store.save_snapshot(2, data, 1_234) is True
     assert store.load_snapshot() == (2, data)
-    stored = client.hgetall(f"{prefix}:partition:0:snapshot")
+    stored = client.hgetall(f"{prefix}:{{p0}}:snapshot")
     assert {key: stored[key] for key in (b"seq", b"epoch", b"saved_at_ms", b"chunks")} == {
         b"seq": b"2", b"epoch": b"1", b"saved_at_ms": b"1234", b"chunks": b"1"}
 
@@ -217,7 +217,7 @@ def test_big_snapshot_goes_in_chunks_and_replacing_it_frees_the_old_ones(store, 
     assert store.save_snapshot(3, second, 2) is True
     assert store.load_snapshot() == (3, second)
     assert store.save_snapshot(9, b"not yet", 3) is False
-    pieces = sorted(key for key in client.scan_iter(match=f"{prefix}:partition:0:snapshot:*"))
+    pieces = sorted(key for key in client.scan_iter(match=f"{prefix}:{{p0}}:snapshot:*"))
     assert len(pieces) == 3 and all(b":3:" in key for key in pieces)
     assert all(client.pttl(key) == -1 for key in pieces)  # kept for good once stored
 

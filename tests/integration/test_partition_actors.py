@@ -80,7 +80,7 @@ async def test_find_partitions_reaches_the_actors_started_under_their_names(acto
     and a second start under the same names is refused."""
     namespace, started = actors(2)
     found = find_partitions(2, namespace)
-    sku = unique("named")
+    sku = sku_on(1, 2, "named")  # on a virtual partition that actor 1 hosts
     [applied] = await apply(found[1], receipt(sku, 7))
     assert applied.code is MovementCode.APPLIED
     assert (await read(started[1], sku)).on_hand == 7

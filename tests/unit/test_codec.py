@@ -313,10 +313,10 @@ def test_movement_command_unknown_type_is_kept_and_refused_by_validation(number)
     [
         (pb.ReserveLine(sku="SKU-1", location="WH-1", quantity=0), "lines[0].quantity"),
         (pb.ReserveLine(sku="", location="WH-1", quantity=1), "lines[0].sku"),
-        (pb.ReserveLine(sku="SKU-1", location="", quantity=1), "lines[0].location"),
+        (pb.ReserveLine(sku="SKU-1", location="WH\t1", quantity=1), "lines[0].location"),
         (pb.ReserveLine(sku="SKU-1", location="WH-1", quantity=-1), "lines[0].quantity"),
     ],
-    ids=["zero-quantity", "empty-sku", "empty-location", "negative-quantity"],
+    ids=["zero-quantity", "empty-sku", "tab-in-location", "negative-quantity"],
 )
 def test_reserve_command_bad_line_is_refused_naming_the_wire_field(line, field):
     """A converted ReserveRequest with a bad line fails validation naming that wire field."""
@@ -384,7 +384,8 @@ def test_reserve_response_keeps_every_field():
         Outcome.OK, "r1-abc", ReservationStatus.PARTIALLY_HELD,
         (LineResult("SKU-1", "WH-1", 4, 4, LineCode.OK, 6),
          LineResult("SKU-2", "WH-1", 5, 2, LineCode.INSUFFICIENT_AVAILABLE, 0),
-         LineResult("SKU-3", "WH-2", 1, 0, LineCode.UNKNOWN_ITEM, -3)),
+         LineResult("SKU-3", "WH-2", 1, 0, LineCode.UNKNOWN_ITEM, -3),
+         LineResult("SKU-4", "WH-2", 6, 0, LineCode.BACKORDERED, 1, 6)),
         NOW + 900_000)
     response = codec.reserve_response(result)
     assert response == pb.ReserveResponse(
@@ -397,11 +398,13 @@ def test_reserve_response_keeps_every_field():
                           code=pb.LINE_CODE_INSUFFICIENT_AVAILABLE, available_after=0),
             pb.LineResult(sku="SKU-3", location="WH-2", requested=1, reserved=0,
                           code=pb.LINE_CODE_UNKNOWN_ITEM, available_after=-3),
+            pb.LineResult(sku="SKU-4", location="WH-2", requested=6, reserved=0,
+                          code=pb.LINE_CODE_BACKORDERED, available_after=1, backordered=6),
         ],
         expires_at_unix_ms=NOW + 900_000,
     )
     assert_fully_populated(response)
-    assert_fully_populated(response.lines[0])
+    assert_fully_populated(response.lines[0], "backordered")
 
 
 @pytest.mark.parametrize("status", list(ReservationStatus), ids=lambda s: s.name)
@@ -457,13 +460,13 @@ def test_movements_response_keeps_every_result_in_order():
 
 def test_availability_response_keeps_every_quantity():
     """Each ItemAvailability's ten quantities and `known` reach the wire unchanged."""
-    item = ItemAvailability("SKU-1", "WH-1", 100, 11, 12, 13, 14, 15, 16, 35, True)
+    item = ItemAvailability("SKU-1", "WH-1", 100, 11, 12, 13, 14, 15, 16, 35, True, None, 7)
     unknown = ItemAvailability("SKU-9", "WH-1", 0, 0, 0, 0, 0, 0, 0, 0, False)
     response = codec.availability_response(AvailabilityResult(Outcome.OK, (item, unknown)))
     assert response == pb.GetAvailabilityResponse(items=[
         pb.ItemAvailability(sku="SKU-1", location="WH-1", on_hand=100, reserved=11,
                             committed=12, safety_stock=13, damaged=14, quality_control=15,
-                            incoming=16, available_to_sell=35, known=True),
+                            incoming=16, available_to_sell=35, known=True, backordered=7),
         pb.ItemAvailability(sku="SKU-9", location="WH-1", known=False),
     ])
     assert_fully_populated(response.items[0], "explanation")  # only when asked

@@ -1,5 +1,6 @@
 """Explaining a figure: its terms add up to available-to-sell, and the changes behind it show."""
 
+from engine.channels import DEFAULT, Channel, ChannelRules
 from engine.config import PartitionConfig
 from engine.model import Commit, Release
 from engine.model import MovementType as MT
@@ -39,6 +40,7 @@ def test_explain_terms_sum_to_available_to_sell(vectorized):
 def test_explain_lists_the_latest_changes_newest_first(vectorized):
     """Holds (either path), commits, releases and movements appear with keys and sources."""
     state = new_state(vectorized, on_hand=10)
+    state.put_channel_rules(ChannelRules((Channel(DEFAULT), Channel("web"))))
     state.apply([reserve(f"k{n}", (SKU, LOC, 1), channel="web", correlation_id=f"c-{n}")
                  for n in range(3)], NOW)
     state.apply([Commit("res-k0", "commit-0"), Release("res-k1", "release-1"),

@@ -168,8 +168,8 @@ def test_get_availability_reads_known_and_unknown_items():
     result = apply_one(state, GetAvailability((ItemRef(SKU, LOC), ItemRef("ghost", LOC))))
     assert result.outcome is Outcome.OK
     assert result.items[0] == (SKU, LOC, 20, 1, 2, 3, 4, 5, 6, 20 - 1 - 2 - 3 - 4 - 5, True,
-                               None)
-    assert result.items[1] == ("ghost", LOC, 0, 0, 0, 0, 0, 0, 0, 0, False, None)
+                               None, 0)
+    assert result.items[1] == ("ghost", LOC, 0, 0, 0, 0, 0, 0, 0, 0, False, None, 0)
     assert (observable(state), state.seq) == (before, 0)
 
 

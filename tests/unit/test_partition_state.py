@@ -74,7 +74,7 @@ def test_reserve_single_line(vectorized, quantities, line, allow_partial, status
     before = observable(state)
     result = apply_one(state, reserve("k1", line, allow_partial=allow_partial))
     assert (result.outcome, result.status) == (Outcome.OK, status)
-    assert result.lines == ((line[0], line[1], *line_result),)
+    assert result.lines == ((line[0], line[1], *line_result, 0),)  # 0 backordered
     if status is REJECTED:
         assert (result.reservation_id, result.expires_at_unix_ms) == ("", 0)
         assert observable(state) == before

@@ -11,6 +11,7 @@ import pytest
 from engine import model, records
 from engine.model import (
     AvailabilityResult,
+    ChannelFigure,
     Commit,
     ConfirmHold,
     Expire,
@@ -32,6 +33,11 @@ from engine.model import (
     Reserve,
     ReserveLine,
     ReserveResult,
+    RulesResult,
+    SetChannelRules,
+    WatchChanges,
+    WatchResult,
+    WatchSnapshot,
 )
 from engine.partition_state import PartitionState
 
@@ -61,6 +67,12 @@ SAMPLES = {
     "expire-result": ExpireResult(Outcome.OK, 12),
     "movement-result": MovementResult(Outcome.IDEMPOTENCY_CONFLICT, "ev-1",
                                       MovementCode.REJECTED, "used"),
+    "set-channel-rules": SetChannelRules('[{"name": "default"}]'),
+    "rules-result": RulesResult(Outcome.OK, 2),
+    "watch-changes": WatchChanges(("default", "web"), "a1b2", 17),
+    "watch-snapshot": WatchSnapshot(("web",), ("sku-1",), 0, 500),
+    "watch-result": WatchResult(Outcome.OK, "a1b2", 18, False, (
+        ChannelFigure("sku-1", "dc-1", (4, None)), ChannelFigure("sku-1", "", (4, 0))), 3),
     "availability": AvailabilityResult(Outcome.OK, (
         ItemAvailability("sku-1", "dc-1", 10, 1, 2, 3, 4, 5, 6, -5, True),
         ItemAvailability("ghost", "dc-1", 0, 0, 0, 0, 0, 0, 0, 0, False))),

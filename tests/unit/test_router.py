@@ -59,8 +59,8 @@ class CountingPartitions(LocalPartitions):
 
     async def apply(self, partition, commands):
         self.calls += 1
-        if self.before_apply:
-            self.before_apply(commands)
+        if self.before_apply:  # the router tags each command with its partition
+            self.before_apply([command for _, command in commands])
         return await super().apply(partition, commands)
 
 

@@ -55,3 +55,17 @@ def test_render_of_an_engine_not_yet_polled_says_so():
     assert "(no partition figures yet)" in screen
     assert "no erp-sync reader registered" in screen
     assert "no sample yet" in screen
+
+
+def test_render_shows_each_webhook_channels_divergence():
+    """Divergence, exposure and units at risk per channel (network/locations), with lag."""
+    channel = {"ready": True, "publish_lag_s": 2.5, "velocity_buffer_units": 8,
+               "network": {"diverged_units": 14, "exposed_items": 2, "units_at_risk": 3},
+               "location": {"diverged_units": 20, "exposed_items": 4, "units_at_risk": 5}}
+    screen = render({**DOCUMENT, "channels": {"market": channel}})
+    line = next(line for line in screen.splitlines() if "market" in line)
+    assert line.split() == ["market", "diverged", "14/20", "exposed", "2/4", "at", "risk",
+                            "3/5", "lag", "2.5s", "velocity", "-8"]
+    assert len(line) <= 100
+    assert "no publisher running" in render({**DOCUMENT, "channels": {}})
+    assert "channels" not in render(DOCUMENT).split("rpc")[0]

@@ -29,6 +29,7 @@ class LineCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LINE_CODE_OK: _ClassVar[LineCode]
     LINE_CODE_INSUFFICIENT_AVAILABLE: _ClassVar[LineCode]
     LINE_CODE_UNKNOWN_ITEM: _ClassVar[LineCode]
+    LINE_CODE_BACKORDERED: _ClassVar[LineCode]
 
 class MovementType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +54,13 @@ class MovementCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MOVEMENT_CODE_APPLIED: _ClassVar[MovementCode]
     MOVEMENT_CODE_DUPLICATE: _ClassVar[MovementCode]
     MOVEMENT_CODE_REJECTED: _ClassVar[MovementCode]
+
+class UpdateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UPDATE_KIND_UNSPECIFIED: _ClassVar[UpdateKind]
+    UPDATE_KIND_SNAPSHOT: _ClassVar[UpdateKind]
+    UPDATE_KIND_SNAPSHOT_COMPLETE: _ClassVar[UpdateKind]
+    UPDATE_KIND_CHANGE: _ClassVar[UpdateKind]
 RESERVATION_STATUS_UNSPECIFIED: ReservationStatus
 RESERVATION_STATUS_HELD: ReservationStatus
 RESERVATION_STATUS_PARTIALLY_HELD: ReservationStatus
@@ -67,6 +75,7 @@ LINE_CODE_UNSPECIFIED: LineCode
 LINE_CODE_OK: LineCode
 LINE_CODE_INSUFFICIENT_AVAILABLE: LineCode
 LINE_CODE_UNKNOWN_ITEM: LineCode
+LINE_CODE_BACKORDERED: LineCode
 MOVEMENT_TYPE_UNSPECIFIED: MovementType
 MOVEMENT_TYPE_RECEIPT: MovementType
 MOVEMENT_TYPE_INBOUND_EXPECTED: MovementType
@@ -85,6 +94,10 @@ MOVEMENT_CODE_UNSPECIFIED: MovementCode
 MOVEMENT_CODE_APPLIED: MovementCode
 MOVEMENT_CODE_DUPLICATE: MovementCode
 MOVEMENT_CODE_REJECTED: MovementCode
+UPDATE_KIND_UNSPECIFIED: UpdateKind
+UPDATE_KIND_SNAPSHOT: UpdateKind
+UPDATE_KIND_SNAPSHOT_COMPLETE: UpdateKind
+UPDATE_KIND_CHANGE: UpdateKind
 
 class ReserveLine(_message.Message):
     __slots__ = ("sku", "location", "quantity")
@@ -115,20 +128,22 @@ class ReserveRequest(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., order_ref: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReserveLine, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., correlation_id: _Optional[str] = ...) -> None: ...
 
 class LineResult(_message.Message):
-    __slots__ = ("sku", "location", "requested", "reserved", "code", "available_after")
+    __slots__ = ("sku", "location", "requested", "reserved", "code", "available_after", "backordered")
     SKU_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     RESERVED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    BACKORDERED_FIELD_NUMBER: _ClassVar[int]
     sku: str
     location: str
     requested: int
     reserved: int
     code: LineCode
     available_after: int
-    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., requested: _Optional[int] = ..., reserved: _Optional[int] = ..., code: _Optional[_Union[LineCode, str]] = ..., available_after: _Optional[int] = ...) -> None: ...
+    backordered: int
+    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., requested: _Optional[int] = ..., reserved: _Optional[int] = ..., code: _Optional[_Union[LineCode, str]] = ..., available_after: _Optional[int] = ..., backordered: _Optional[int] = ...) -> None: ...
 
 class ReserveResponse(_message.Message):
     __slots__ = ("reservation_id", "status", "lines", "expires_at_unix_ms")
@@ -197,7 +212,7 @@ class GetAvailabilityRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ItemRef, _Mapping]]] = ..., channel: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class ItemAvailability(_message.Message):
-    __slots__ = ("sku", "location", "on_hand", "reserved", "committed", "safety_stock", "damaged", "quality_control", "incoming", "available_to_sell", "known", "explanation")
+    __slots__ = ("sku", "location", "on_hand", "reserved", "committed", "safety_stock", "damaged", "quality_control", "incoming", "available_to_sell", "known", "explanation", "backordered")
     SKU_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +225,7 @@ class ItemAvailability(_message.Message):
     AVAILABLE_TO_SELL_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    BACKORDERED_FIELD_NUMBER: _ClassVar[int]
     sku: str
     location: str
     on_hand: int
@@ -222,7 +238,8 @@ class ItemAvailability(_message.Message):
     available_to_sell: int
     known: bool
     explanation: Explanation
-    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., safety_stock: _Optional[int] = ..., damaged: _Optional[int] = ..., quality_control: _Optional[int] = ..., incoming: _Optional[int] = ..., available_to_sell: _Optional[int] = ..., known: _Optional[bool] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+    backordered: int
+    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., safety_stock: _Optional[int] = ..., damaged: _Optional[int] = ..., quality_control: _Optional[int] = ..., incoming: _Optional[int] = ..., available_to_sell: _Optional[int] = ..., known: _Optional[bool] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., backordered: _Optional[int] = ...) -> None: ...
 
 class Explanation(_message.Message):
     __slots__ = ("terms", "recent", "earliest_hold_expires_at_unix_ms")
@@ -323,28 +340,36 @@ class ApplyMovementsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[MovementResult, _Mapping]]] = ...) -> None: ...
 
 class WatchAvailabilityRequest(_message.Message):
-    __slots__ = ("channel", "skus")
+    __slots__ = ("channel", "skus", "resume_after_sequence", "resume_stream_id")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     SKUS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     channel: str
     skus: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, channel: _Optional[str] = ..., skus: _Optional[_Iterable[str]] = ...) -> None: ...
+    resume_after_sequence: int
+    resume_stream_id: str
+    def __init__(self, channel: _Optional[str] = ..., skus: _Optional[_Iterable[str]] = ..., resume_after_sequence: _Optional[int] = ..., resume_stream_id: _Optional[str] = ...) -> None: ...
 
 class AvailabilityUpdate(_message.Message):
-    __slots__ = ("channel", "sku", "location", "available_to_sell", "sequence", "updated_at_unix_ms")
+    __slots__ = ("channel", "sku", "location", "available_to_sell", "sequence", "updated_at_unix_ms", "kind", "stream_id")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_TO_SELL_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     channel: str
     sku: str
     location: str
     available_to_sell: int
     sequence: int
     updated_at_unix_ms: int
-    def __init__(self, channel: _Optional[str] = ..., sku: _Optional[str] = ..., location: _Optional[str] = ..., available_to_sell: _Optional[int] = ..., sequence: _Optional[int] = ..., updated_at_unix_ms: _Optional[int] = ...) -> None: ...
+    kind: UpdateKind
+    stream_id: str
+    def __init__(self, channel: _Optional[str] = ..., sku: _Optional[str] = ..., location: _Optional[str] = ..., available_to_sell: _Optional[int] = ..., sequence: _Optional[int] = ..., updated_at_unix_ms: _Optional[int] = ..., kind: _Optional[_Union[UpdateKind, str]] = ..., stream_id: _Optional[str] = ...) -> None: ...
 
 class BatchRequest(_message.Message):
     __slots__ = ("commands",)
