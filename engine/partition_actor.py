@@ -272,31 +272,38 @@ _SAME = frozenset({"holds_expiring_within_s"})
 
 def start_partitions(count: int, namespace: str, durability: DurabilityConfig,
                      config: PartitionConfig | None = None,
-                     virtual_partitions: int = DEFAULT_VIRTUAL_PARTITIONS) -> list:
+                     virtual_partitions: int = DEFAULT_VIRTUAL_PARTITIONS,
+                     node_ids: Sequence[str] = ()) -> list:
     """Create `count` named partition actors over `virtual_partitions` virtual partitions,
     spread over Ray's nodes; Ray restarts one that dies, and it recovers from Redis.
 
     With a journal the map in Redis says which actor hosts what: kept if it was made for
     `count` actors (moves made by `availability rebalance` survive a restart), else the
-    partitions are spread over them anew."""
+    partitions are spread over them anew. `node_ids` places actor i on node_ids[i % n]
+    (preferred, not required) instead of leaving it to SPREAD."""
     if durability.journal:
         PartitionMapStore(connect(durability.redis_url), durability.key_prefix).ensure(
             virtual_partitions, count)
     _wait_for_old_actors(count, namespace)
     layout = spread(virtual_partitions, count)
     return [start_actor(actor, namespace, durability, config, virtual_partitions,
-                        layout.hosted_by(actor)) for actor in range(count)]
+                        layout.hosted_by(actor),
+                        node_ids[actor % len(node_ids)] if node_ids else None, pinned=False)
+            for actor in range(count)]
 
 
 def start_actor(actor: int, namespace: str, durability: DurabilityConfig,
                 config: PartitionConfig | None, virtual_partitions: int,
-                hosted: Sequence[int] = (), node_id: str | None = None):
+                hosted: Sequence[int] = (), node_id: str | None = None,
+                pinned: bool = True):
     """One partition actor (a new one, for scale-out, hosts what the map gives it: at
     first nothing, until `availability rebalance` moves partitions onto it). `node_id`
-    pins it to a node (a node just added); otherwise SPREAD places it."""
+    places it on a node (a node just added); otherwise SPREAD does. Pinned, it lives only
+    there; unpinned, the node is a preference and Ray restarts the actor elsewhere if
+    that node dies."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    placement = (NodeAffinitySchedulingStrategy(node_id, soft=False) if node_id
+    placement = (NodeAffinitySchedulingStrategy(node_id, soft=not pinned) if node_id
                  else "SPREAD")
     return PartitionActor.options(
         name=actor_name(actor), namespace=namespace,

@@ -69,8 +69,12 @@ def engine_on(cluster, actors: int) -> Iterator[Engine]:
              configure_logging=False)
     durability = DurabilityConfig(redis_url=REDIS_URL, key_prefix=namespace)
     try:
+        # One actor per node, so losing a worker node loses an actor whatever SPREAD
+        # would have chosen (it may put every zero-CPU actor on one node).
+        nodes = [cluster.head_node, *cluster.worker_nodes]
         handles = start_partitions(actors, namespace, durability,
-                                   virtual_partitions=VIRTUAL_PARTITIONS)
+                                   virtual_partitions=VIRTUAL_PARTITIONS,
+                                   node_ids=[node.node_id for node in nodes])
         maps = PartitionMapStore(connect(REDIS_URL), namespace)
         partitions = RayPartitions(handles, partition_map=maps.load(),
                                    maps=RedisMapSource(REDIS_URL, namespace),
