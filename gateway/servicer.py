@@ -88,11 +88,9 @@ _WRITES = {
 class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
     """Small methods: decode, hand to the router, encode; every refusal is a status code."""
 
-    def __init__(self, router: Router, watch_hub: WatchHub | None = None) -> None:
+    def __init__(self, router: Router, watch_hub: WatchHub) -> None:
         self.router = router
-        self.watch_hub = watch_hub or WatchHub(
-            router.submit, router.partitions.count, router.config.watch_poll_interval_s,
-            router.config.watch_history_updates)
+        self.watch_hub = watch_hub
 
     async def Reserve(self, request, context):
         # The hold carries the id into the journal, so `availability trace` finds it there.
