@@ -43,11 +43,13 @@ class BackorderBook:
         self.units[row] -= units
 
     def fill(self, row: int, reservation_of: Callable[[str], Reservation | None],
-             available: Callable[[], int], convert: Callable[[Reservation, int], None]) -> None:
+             available: Callable[[Reservation], int],
+             convert: Callable[[Reservation, int], None]) -> None:
         """Turn the oldest backorders at `row` into ordinary holds while stock allows.
 
         Strictly in order of arrival: a line too big for what is available waits, and so
         do the lines behind it, so a stream of small orders cannot starve an early big one.
+        `available(reservation)` is what that reservation's channel may take at `row`.
         """
         queue = self.queues.get(row)
         while queue:
@@ -58,7 +60,7 @@ class BackorderBook:
                 queue.popleft()  # released, expired or shipped since
                 continue
             units = reservation.quantities[line]
-            if available() < units:
+            if available(reservation) < units:
                 break
             queue.popleft()
             self.units[row] -= units

@@ -11,6 +11,9 @@
     publish_min = 3               # below this, the channel is shown (and sells) 0
     backorder_skus = ["pre-*"]    # may hold these beyond available-to-sell, as backorders,
     backorder_limit = 100         #   up to this many units per location (and its incoming)
+    ring_fence = true             # webhook channels: what it was shown is not sold elsewhere
+    fence_hold_s = 600            #   until this long after each feed (default: velocity
+                                  #   lag_s, else cadence_s)
 
 Without a file there is one channel, `default`: every location, no buffer, no quota.
 The arithmetic is pure, so a partition applies it where the numbers are.
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from engine.channel_publishing import (
     PUBLISHING_KEYS,
+    SECONDS_MAX,
     UNITS_MAX,
     Publish,
     PublishingError,
@@ -42,7 +46,7 @@ DEFAULT = "default"
 CHANNELS_MAX = 64
 PATTERNS_MAX = 1_000
 _KEYS = {"name", "locations", "priority", "buffer", "buffers", "share", "borrow",
-         "publish_min", "backorder_skus", "backorder_limit"}
+         "publish_min", "backorder_skus", "backorder_limit", "ring_fence", "fence_hold_s"}
 
 
 class ChannelError(ValueError):
@@ -80,6 +84,19 @@ class Channel:
     # business, not the partition's, so neither counts against `plain`.
     publish: Publish = Publish()
     velocity: Velocity | None = None
+    # Units published to the channel stay fenced from every other channel until it has had
+    # `fence_hold_s` to apply the feed (engine/channel_book.py keeps the fences).
+    ring_fence: bool = False
+    fence_hold_s: float | None = None
+
+    @property
+    def fence_hold_seconds(self) -> float:
+        """How long a feed's fence stands: the rule, else the velocity lag, else the cadence."""
+        if self.fence_hold_s is not None:
+            return self.fence_hold_s
+        if self.velocity is not None and self.velocity.lag_s is not None:
+            return self.velocity.lag_s
+        return self.publish.cadence_s
 
     def backorders(self, sku: str) -> bool:
         return bool(self.backorder_limit) and any(
@@ -87,10 +104,11 @@ class Channel:
 
     @property
     def plain(self) -> bool:
-        """Sells every location's whole available-to-sell: no group, buffer, quota or floor."""
+        """Sells every location's whole available-to-sell: no group, buffer, quota, floor or
+        fence of its own (a fenced channel's sales consume its fence)."""
         return (self.locations == ("*",) and self.buffer == Buffer() and not self.buffers
                 and self.share_percent is None and not self.publish_min
-                and not self.backorder_limit)
+                and not self.backorder_limit and not self.ring_fence)
 
     def sells_at(self, location: str) -> bool:
         return any(fnmatch.fnmatchcase(location, pattern) for pattern in self.locations)
@@ -207,6 +225,7 @@ def _channel(path: Path, number: int, table: dict) -> Channel:
         publish, velocity = parse_publishing(table)
     except PublishingError as error:
         raise ChannelError(f"{where}: {error}") from None
+    ring_fence, fence_hold_s = _fence(where, table, publish)
     return Channel(
         name=name,
         locations=_patterns(where, "locations", table.get("locations", ["*"])),
@@ -220,7 +239,26 @@ def _channel(path: Path, number: int, table: dict) -> Channel:
         publish_min=_count(where, "publish_min", table.get("publish_min", 0)),
         backorder_skus=_patterns(where, "backorder_skus", table.get("backorder_skus", [])),
         backorder_limit=_count(where, "backorder_limit", table.get("backorder_limit", 0)),
-        publish=publish, velocity=velocity)
+        publish=publish, velocity=velocity, ring_fence=ring_fence, fence_hold_s=fence_hold_s)
+
+
+def _fence(where: str, table: dict, publish: Publish) -> tuple[bool, float | None]:
+    """ring_fence and fence_hold_s: a fence is raised as a feed goes out, so only a channel
+    the publisher pushes to can have one."""
+    ring_fence = _bool(where, "ring_fence", table.get("ring_fence", False))
+    if ring_fence and not publish.webhook:
+        raise ChannelError(f'{where}: ring_fence: only with publish = "webhook" (a fence is '
+                           "raised as the publisher sends a feed)")
+    if "fence_hold_s" not in table:
+        return ring_fence, None
+    if not ring_fence:
+        raise ChannelError(f"{where}: fence_hold_s: only with ring_fence = true")
+    value = table["fence_hold_s"]
+    if not (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= SECONDS_MAX):
+        raise ChannelError(f"{where}: fence_hold_s: must be a number of seconds, "
+                           f"0 up to {SECONDS_MAX:g}")
+    return ring_fence, float(value)
 
 
 def _patterns(where: str, key: str, value) -> tuple[str, ...]:

@@ -21,6 +21,8 @@ class RequestLimits:
     quantity_max: int = 1_000_000_000
     ttl_seconds_max: int = 86_400
     identifier_bytes_max: int = 128
+    # Figures one FenceShown may carry; a publisher sends a bigger feed's in several.
+    fence_items_per_request_max: int = 1_000
 
 
 @dataclass(frozen=True)

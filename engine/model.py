@@ -195,6 +195,32 @@ class SetChannelRules(NamedTuple):
     rules_json: str
 
 
+class FenceItem(NamedTuple):
+    """A figure published to a ring-fenced channel at one SKU-location."""
+
+    sku: str
+    location: str
+    units: int
+
+
+class FenceShown(NamedTuple):
+    """A ring-fenced channel is about to be shown these figures: per row, `shown = units`
+    and `fence = max(fence, units)`, so the old promise stays covered while the channel may
+    still act on the old figure. Publish numbers increase per channel."""
+
+    channel: str
+    items: tuple[FenceItem, ...]
+    publish_seq: int
+
+
+class SettleFences(NamedTuple):
+    """The channel has had time to apply publish `publish_seq`: `fence = min(fence, shown)`
+    at its rows, unless a later FenceShown for it arrived here (that one settles later)."""
+
+    channel: str
+    publish_seq: int
+
+
 class WatchChanges(NamedTuple):
     """Read the channel figures of every SKU-location changed since `cursor`."""
 
@@ -214,7 +240,7 @@ class WatchSnapshot(NamedTuple):
 
 
 Command = (Reserve | Commit | Release | ConfirmHold | Expire | Movement | GetAvailability
-           | SetChannelRules | WatchChanges | WatchSnapshot)
+           | SetChannelRules | WatchChanges | WatchSnapshot | FenceShown | SettleFences)
 # Commands that change nothing, take no sequence number and are never journaled.
 READS = (GetAvailability, WatchChanges, WatchSnapshot)
 
@@ -345,5 +371,15 @@ class RulesResult(NamedTuple):
     channels: int
 
 
+class FenceResult(NamedTuple):
+    """FenceShown or SettleFences applied: rows whose fence moved; `skipped`, a settle that
+    a later publish overtook here."""
+
+    outcome: Outcome
+    rows: int
+    skipped: bool = False
+    message: str = ""
+
+
 Result = (ReserveResult | ReservationResult | ExpireResult | MovementResult
-          | AvailabilityResult | RulesResult | WatchResult)
+          | AvailabilityResult | RulesResult | WatchResult | FenceResult)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from engine import channel_watch, movements, reserve_batch
+from engine import channel_watch, fence_commands, movements, reserve_batch
 from engine.backorders import BackorderBook, is_backordered
 from engine.batch_results import BatchResults
 from engine.channel_book import ChannelBook
@@ -26,6 +26,7 @@ from engine.model import (
     Expire,
     ExpireResult,
     Explanation,
+    FenceShown,
     GetAvailability,
     ItemAvailability,
     LedgerChange,
@@ -45,6 +46,7 @@ from engine.model import (
     Result,
     RulesResult,
     SetChannelRules,
+    SettleFences,
     WatchChanges,
 )
 from engine.reservations import Reservation, ReservationBook
@@ -120,6 +122,10 @@ class PartitionState:
             rules = ChannelRules.from_json(command.rules_json)
             self.put_channel_rules(rules)
             return RulesResult(Outcome.OK, len(rules.channels))
+        if kind is FenceShown:  # no key: applying one twice equals applying it once
+            return fence_commands.fence_shown(self, command, now_ms)
+        if kind is SettleFences:
+            return fence_commands.settle_fences(self, command, now_ms)
         if kind is ConfirmHold:  # judged on the hold's state every time, even when retried
             return self._confirm_hold(command, now_ms)
         key = command.idempotency_key
@@ -157,7 +163,8 @@ class PartitionState:
         if channel.plain and all(line.location for line in command.lines):
             lines = command.lines
             rows = [items.find(line.sku, line.location) for line in lines]
-            available = [None if row is None else items.available_to_sell(row) for row in rows]
+            available = [None if row is None else book.plain_available(items, row)
+                         for row in rows]
             backordered = [False] * len(lines)
         else:
             lines, rows, available = self._channel_lines(channel, command.lines)
@@ -172,6 +179,10 @@ class PartitionState:
             else:
                 items.columns["reserved"][row] += units
                 book.hold(command.channel, row, units)
+                for other, freed in book.sold(command.channel, items, row, units):
+                    self.item_ledger.record(other, self.seq, now_ms, "FENCE", -freed,
+                                            command.reservation_id, command.channel,
+                                            command.correlation_id)
             self.item_ledger.record(row, self.seq, now_ms,
                                     "BACKORDER" if backorder else "RESERVE", units,
                                     command.reservation_id, command.channel,
@@ -222,7 +233,7 @@ class PartitionState:
             else:
                 candidates = book.sourcing_order(channel, items,
                                                  items.rows_of_sku.get(line.sku, []))
-            offers = [book.figure_of_row(channel, items, row) - asked.get(row, 0)
+            offers = [book.offer(channel, items, row) - asked.get(row, 0)
                       for row in candidates]
             pick = next((i for i, offer in enumerate(offers) if offer >= line.quantity),
                         max(range(len(offers)), key=offers.__getitem__, default=None))
@@ -378,12 +389,17 @@ class PartitionState:
             self.item_ledger.record(row, self.seq, now_ms, "BACKORDER_FILLED", units,
                                     reservation.reservation_id, reservation.channel)
 
+        # Other channels' fences are not a backorder's to fill from (its Reserve's rule).
         self.backorders.fill(row, self.reservations.get,
-                             lambda: self.items.available_to_sell(row), convert)
+                             lambda reservation: self.items.available_to_sell(row)
+                             - self.channel_book.fenced_from(reservation.channel, row),
+                             convert)
 
     def put_channel_rules(self, rules: ChannelRules) -> None:
-        """Apply `rules` from now on, with each quota channel's holds recounted."""
-        self.channel_book = ChannelBook(rules, self.items.capacity)
+        """Apply `rules` from now on, with each quota channel's holds recounted and the
+        fences of channels still ring-fenced kept."""
+        previous, self.channel_book = self.channel_book, ChannelBook(rules, self.items.capacity)
+        self.channel_book.adopt_fences(previous)
         # Every channel figure may change without a row changing: watchers re-read all.
         self.item_ledger.renew_instance()
         self.channel_book.rebuild(reservation for reservation in self.reservations.all()
@@ -395,7 +411,8 @@ class PartitionState:
         """The quantities of each (sku, location); unknown ones read as zero, not known.
 
         Under a channel with rules, available_to_sell is what that channel may sell there;
-        under a plain one, the location's own figure (negative when it is exposure).
+        under a plain one, the location's own figure (negative when it is exposure) less
+        any ring-fenced channel's fence there.
         """
         book = self.channel_book
         if not book.rules.knows(channel_name):
@@ -409,9 +426,11 @@ class PartitionState:
                 answers.append(ItemAvailability(sku, location, *(0,) * 8, False))
                 continue
             quantities = self.items.quantities(row)
-            available = self.items.available_to_sell(row)
-            if not channel.plain:
-                available = book.figure(channel, self.items, row, available)
+            if channel.plain:
+                available = book.plain_available(self.items, row)
+            else:
+                available = book.figure(channel, self.items, row,
+                                        self.items.available_to_sell(row))
             answers.append(ItemAvailability(sku, location, *quantities, available, True,
                                             self.explain(sku, location) if explain else None,
                                             int(self.backorders.units[row])))

@@ -27,6 +27,8 @@ from engine.security_options import add_client_options
 
 log = logging.getLogger(__name__)
 LISTENING_TEXT = "availability publish: publishing"
+# A FenceChannel call taking longer fails the flush (nothing is posted); it is retried.
+FENCE_TIMEOUT_S = 10.0
 
 
 def add_parser(commands, env) -> None:
@@ -88,7 +90,8 @@ async def publish(rules: ChannelRules, target: str, redis_url: str, config: Publ
             channel, lambda *a, s=session: post_json(s, *a), store, clock_s=time.monotonic,
             wall_ms=lambda: time.time_ns() // 1_000_000, sleep=asyncio.sleep,
             jitter=random.random, run_id=f"{run_id}-{channel.name}", config=config,
-            acknowledged=await store.acknowledged(channel.name, config.keys_max))
+            acknowledged=await store.acknowledged(channel.name, config.keys_max),
+            fences=ClientFences(client))
             for channel in rules.channels if channel.publish.webhook]
         latest = Board()
         tasks = [task for publisher in publishers for task in (
@@ -110,6 +113,26 @@ async def publish(rules: ChannelRules, target: str, redis_url: str, config: Publ
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await redis_client.aclose()
+
+
+class ClientFences:
+    """A ring-fenced channel's fences, raised and settled through the FenceChannel RPC."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    async def shown(self, channel: str, items: list[tuple[str, str, int]],
+                    publish_seq: int) -> None:
+        from inventory.v1 import availability_pb2 as pb
+
+        await self._client.fence_channel(channel, pb.FENCE_ACTION_SHOWN, publish_seq, items,
+                                         timeout=FENCE_TIMEOUT_S)
+
+    async def settle(self, channel: str, publish_seq: int) -> None:
+        from inventory.v1 import availability_pb2 as pb
+
+        await self._client.fence_channel(channel, pb.FENCE_ACTION_SETTLE, publish_seq,
+                                         timeout=FENCE_TIMEOUT_S)
 
 
 def _watch_of(client, channel: str):

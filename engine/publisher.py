@@ -12,6 +12,10 @@ A POST's body (JSON, `Content-Type: application/json`, header `Idempotency-Key` 
 behind the quantity. Any 2xx acknowledges every item; 408, 429 (honouring `Retry-After`),
 5xx, timeouts and refused connections are retried; another 4xx drops the batch (its
 figures go again when they next change).
+
+For a ring-fenced channel each flush is a numbered publish: its figures are fenced in the
+engine before the first POST (a flush that cannot fence posts nothing), and once every
+batch is acknowledged the fences are settled `fence_hold_s` later (engine/fence_feed.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import NamedTuple, Protocol
 from engine.channels import Channel
 from engine.config import PublisherConfig
 from engine.divergence import LOCATION, NETWORK, DivergenceBook
+from engine.fence_feed import Fences, PendingSettles, fence_units
 from engine.velocity import Ewma, SellRates, velocity_buffer_units
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,10 @@ SNAPSHOT, SNAPSHOT_COMPLETE, CHANGE = 1, 2, 3
 # With nothing to post but velocity buffers to revisit (they shrink as sales stop), look
 # again this often at least, so a cadence of 0 never spins.
 REVISIT_S_MIN = 1.0
+# Figures per FenceShown: the gateway's limit (RequestLimits.fence_items_per_request_max).
+FENCE_ITEMS_MAX = 1_000
+# A settle the engine did not take is tried again this much later.
+SETTLE_RETRY_S = 1.0
 Key = tuple[str, str]
 
 
@@ -93,9 +102,13 @@ class ChannelPublisher:
                  clock_s: Callable[[], float], wall_ms: Callable[[], int],
                  sleep: Callable[[float], Awaitable], jitter: Callable[[], float],
                  run_id: str, config: PublisherConfig | None = None,
-                 acknowledged: dict[Key, int] | None = None) -> None:
+                 acknowledged: dict[Key, int] | None = None,
+                 fences: Fences | None = None) -> None:
         if not channel.publish.webhook:
             raise ValueError(f"channel {channel.name!r} does not publish to a webhook")
+        if channel.ring_fence and fences is None:
+            raise ValueError(f"channel {channel.name!r} is ring-fenced: its publisher needs "
+                             "the engine's fences")
         config = config or PublisherConfig()
         self.channel, self.config = channel, config
         self._post, self._store = post, store
@@ -119,6 +132,12 @@ class ChannelPublisher:
         self.requests: collections.Counter[str] = collections.Counter()
         self.items_acknowledged = 0
         self.batches_abandoned = 0
+        self._fences = fences if channel.ring_fence else None
+        self._locations: dict[str, set[str]] = {}  # sku -> locations seen (fenced only)
+        self._settles = PendingSettles()
+        self._settle_added = asyncio.Event()
+        self._publish_seq = 0
+        self.fence_failures = 0
 
     # ---- what the watch brings -----------------------------------------------------------
 
@@ -135,6 +154,8 @@ class ChannelPublisher:
         previous = self.book.actual(key)
         if not self.book.set_actual(key, change.available_to_sell):
             return  # past keys_max: counted in book.keys_refused
+        if self._fences is not None and change.location:
+            self._locations.setdefault(change.sku, set()).add(change.location)
         if (self._rates is not None and change.kind == CHANGE and previous is not None
                 and change.available_to_sell < previous):
             # A snapshot's figures are not timed steps, so only changes feed the rate.
@@ -164,7 +185,16 @@ class ChannelPublisher:
     # ---- posting ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Flush whenever something waits, never twice within the channel's cadence."""
+        """Flush whenever something waits, never twice within the channel's cadence (and,
+        ring-fenced, settle each publish's fences when they fall due)."""
+        settler = asyncio.create_task(self._settle_when_due()) if self._fences else None
+        try:
+            await self._flush_at_cadence()
+        finally:
+            if settler is not None:
+                settler.cancel()
+
+    async def _flush_at_cadence(self) -> None:
         cadence_s = self.channel.publish.cadence_s
         while True:
             if not self._pending:
@@ -183,6 +213,10 @@ class ChannelPublisher:
         """Post every figure whose shown quantity differs from the acknowledged one; returns
         the items acknowledged. A batch that exhausts its attempts puts it and the rest back."""
         items = self._due_items()
+        publish_seq = await self._fence(items) if self._fences is not None and items else None
+        if publish_seq == -1:  # not fenced: the channel must not be shown it yet
+            self._requeue(items)
+            return 0
         acknowledged = 0
         size = self.config.batch_items_max
         for start in range(0, len(items), size):
@@ -190,9 +224,61 @@ class ChannelPublisher:
             posted = await self._post_batch(batch)
             if posted is None:
                 self._requeue(items[start:])
-                break
+                return acknowledged  # unsettled: the next publish fences these again
             acknowledged += posted
+        if publish_seq is not None:
+            self._settles.add(self._clock_s() + self.channel.fence_hold_seconds, publish_seq)
+            self._settle_added.set()
         return acknowledged
+
+    # ---- fences of a ring-fenced channel ---------------------------------------------------
+
+    async def _fence(self, items: list[_Item]) -> int:
+        """Fence the rows behind a flush's figures; its publish number, or -1 on failure."""
+        # Wall-clock based, so a restarted publisher's numbers still increase.
+        self._publish_seq = publish_seq = max(self._publish_seq + 1, self._wall_ms())
+        showing = {item.key: item.shown for item in items}
+
+        def shown_of(key: Key) -> int:
+            return showing[key] if key in showing else (self.book.published(key) or 0)
+
+        units = fence_units(self.channel, dict.fromkeys(key[0] for key in showing),
+                            self._locations, shown_of, lambda key: self.book.actual(key) or 0)
+        try:
+            for start in range(0, len(units), FENCE_ITEMS_MAX):
+                await self._fences.shown(self.channel.name,
+                                         units[start:start + FENCE_ITEMS_MAX], publish_seq)
+        except Exception as error:  # the engine away: post nothing the fence does not cover
+            self.fence_failures += 1
+            log.warning("channel %s: could not fence publish %s (%s); not posting it",
+                        self.channel.name, publish_seq, error)
+            return -1
+        return publish_seq
+
+    async def settle_due(self) -> int:
+        """Settle every publish whose hold has passed; returns how many were settled."""
+        settled = 0
+        while (publish_seq := self._settles.pop_due(self._clock_s())) is not None:
+            try:
+                await self._fences.settle(self.channel.name, publish_seq)
+            except Exception as error:
+                log.warning("channel %s: could not settle publish %s (%s); retrying",
+                            self.channel.name, publish_seq, error)
+                self._settles.retry(self._clock_s() + SETTLE_RETRY_S, publish_seq)
+                return settled
+            settled += 1
+        return settled
+
+    async def _settle_when_due(self) -> None:
+        while True:
+            wait_s = self._settles.due_in_s(self._clock_s())
+            if wait_s is None:
+                self._settle_added.clear()
+                await self._settle_added.wait()
+            elif wait_s > 0:
+                await self._sleep(wait_s)
+            else:
+                await self.settle_due()
 
     def _due_items(self) -> list[_Item]:
         pending, self._pending = self._pending, {}
@@ -305,5 +391,7 @@ class ChannelPublisher:
                 "items_acknowledged": self.items_acknowledged,
                 "batches_abandoned": self.batches_abandoned,
                 "requests": dict(self.requests),
+                "fence_failures": self.fence_failures,
+                "settles_pending": len(self._settles),
                 NETWORK: self.book.totals(NETWORK)._asdict(),
                 LOCATION: self.book.totals(LOCATION)._asdict()}

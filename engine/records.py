@@ -15,7 +15,8 @@ _TAGGED = (
     model.GetAvailability, model.ReserveResult, model.ReservationResult, model.ExpireResult,
     model.MovementResult, model.AvailabilityResult, model.ConfirmHold,
     model.SetChannelRules, model.RulesResult, model.WatchChanges, model.WatchSnapshot,
-    model.ChannelFigure, model.WatchResult,
+    model.ChannelFigure, model.WatchResult, model.FenceShown, model.SettleFences,
+    model.FenceResult,
 )
 _TAG_OF = {record_type: tag for tag, record_type in enumerate(_TAGGED)}
 

@@ -142,7 +142,8 @@ def apply_run(state: PartitionState, run: list, keys: list[str], ids: list[str],
         wanted = np.fromiter(map(_QUANTITY, lines), dtype=np.int64, count=len(run))
         partial = np.fromiter(map(_PARTIAL, run), dtype=np.bool_, count=len(run))
         granted[known], available_after[known] = _grant_in_order(
-            state.items, rows_array[known], wanted[known], partial[known])
+            state.items, rows_array[known], wanted[known], partial[known],
+            state.channel_book.plain_available_rows)
     ttl_s = np.fromiter(map(_TTL, run), dtype=np.int64, count=len(run))
     ttl_s[ttl_s == 0] = state.config.hold_ttl_seconds_default
     results = ReserveRun(run, rows_array, granted, available_after, now_ms + 1000 * ttl_s)
@@ -164,9 +165,12 @@ _PARTIAL = attrgetter("allow_partial")
 _TTL = attrgetter("ttl_seconds")
 
 
-def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray,
-                    partial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray, partial: np.ndarray,
+                    available_of) -> tuple[np.ndarray, np.ndarray]:
     """Grant in arrival order and add to `reserved`; returns units granted and ATS left.
+
+    `available_of(items, rows)` is what a plain channel may sell at each row: its
+    available-to-sell, less any ring-fenced channel's fence there.
 
     Within one row the requests that fit are a prefix of a running sum; the rest of a row
     that runs out (usually a few) are decided one at a time.
@@ -175,10 +179,10 @@ def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray,
     sorted_rows, sorted_wanted = rows[order], wanted[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_rows[1:] != sorted_rows[:-1])))
     if len(starts) == len(rows):
-        return _grant_distinct(items, rows, wanted, partial)
+        return _grant_distinct(items, rows, wanted, partial, available_of)
     group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
     unique_rows = sorted_rows[starts]
-    group_ats = items.available_to_sell(unique_rows)[group]
+    group_ats = available_of(items, unique_rows)[group]
     running = _running_sum_per_group(sorted_wanted, starts, group)
     sorted_granted = np.where(running <= group_ats, sorted_wanted, 0)
     overflowing = np.flatnonzero(running > group_ats)
@@ -193,10 +197,10 @@ def _grant_in_order(items, rows: np.ndarray, wanted: np.ndarray,
     return granted, available_after
 
 
-def _grant_distinct(items, rows: np.ndarray, wanted: np.ndarray,
-                    partial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _grant_distinct(items, rows: np.ndarray, wanted: np.ndarray, partial: np.ndarray,
+                    available_of) -> tuple[np.ndarray, np.ndarray]:
     """_grant_in_order when no two requests share a row: each stands alone."""
-    ats = items.available_to_sell(rows)
+    ats = available_of(items, rows)
     granted = np.where(wanted <= ats, wanted, np.where(partial, np.maximum(ats, 0), 0))
     items.columns["reserved"][rows] += granted
     return granted, ats - granted

@@ -48,6 +48,8 @@ def dump(state: PartitionState) -> bytes:
         "finished": [[at_ms, *_reservation_row(r)]
                      for at_ms, r in state.reservations.finished_in_order()],
         "backorders": state.backorders.dump(),
+        # Fences follow feeds, not reservations: nothing else could rebuild them.
+        "channel_fences": state.channel_book.dump_fences(size),
         "idempotency": [[key, records.encode(command), records.encode(result), at_ms]
                         for key, command, result, at_ms in state.idempotency.items_in_order()],
     }, use_bin_type=True)
@@ -81,6 +83,7 @@ def load(data: bytes, config: PartitionConfig | None = None) -> PartitionState:
     state.backorders.load(snapshot.get("backorders", []), state.reservations.get)
     if "channel_rules" in snapshot:  # snapshots taken before channels had none
         state.put_channel_rules(ChannelRules.from_json(snapshot["channel_rules"]))
+    state.channel_book.load_fences(snapshot.get("channel_fences", {}))
     return state
 
 

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from engine.config import RequestLimits
 from engine.model import (
     Commit,
+    FenceShown,
     GetAvailability,
     Movement,
     MovementType,
     Release,
     Reserve,
     ReserveLine,
+    SettleFences,
 )
 
 DEFAULT_LIMITS = RequestLimits()
@@ -100,6 +102,26 @@ def validate_get_availability(
         _identifier(f"items[{i}].sku", item.sku, limits)
         _identifier(f"items[{i}].location", item.location, limits)
     _identifier("channel", query.channel, limits, required=False)
+
+
+def validate_fence(cmd: FenceShown | SettleFences,
+                   limits: RequestLimits = DEFAULT_LIMITS) -> None:
+    """Raise the first broken rule of a FenceShown or SettleFences (ring-fencing is the
+    partition's to check, against the rules in force)."""
+    _identifier("channel", cmd.channel, limits, required=False)
+    _int_in("publish_seq", cmd.publish_seq, 0, UINT64_MAX)
+    if type(cmd) is SettleFences:
+        return
+    _count("items", cmd.items, limits.fence_items_per_request_max)
+    first_item: dict[tuple[str, str], int] = {}
+    for i, item in enumerate(cmd.items):
+        _identifier(f"items[{i}].sku", item.sku, limits)
+        _identifier(f"items[{i}].location", item.location, limits)
+        _int_in(f"items[{i}].units", item.units, 0, limits.quantity_max)
+        earlier = first_item.setdefault((item.sku, item.location), i)
+        if earlier != i:
+            raise ValidationError(f"items[{i}]", f"repeats the sku and location of "
+                                                 f"items[{earlier}]")
 
 
 def validate_watch(skus: Sequence[str], limits: RequestLimits = DEFAULT_LIMITS) -> None:

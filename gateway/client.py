@@ -291,6 +291,17 @@ class AvailabilityClient:
         request = pb.ApplyMovementsRequest(movements=movements)
         return list((await self._call(self._stub.ApplyMovements, request, timeout)).results)
 
+    async def fence_channel(self, channel: str, action: int, publish_seq: int,
+                            items: Sequence[tuple[str, str, int] | pb.FenceItem] = (), *,
+                            timeout: float | None = None) -> pb.FenceChannelResponse:
+        """Raise a ring-fenced channel's fences to the figures about to be published
+        (FENCE_ACTION_SHOWN with items), or settle them (FENCE_ACTION_SETTLE)."""
+        request = pb.FenceChannelRequest(channel=channel, action=action,
+                                         publish_seq=publish_seq,
+                                         items=[_as_message(pb.FenceItem, item)
+                                                for item in items])
+        return await self._call(self._stub.FenceChannel, request, timeout)
+
     async def watch(self, *, channel: str = "", skus: Sequence[str] = (),
                     resume_stream_id: str = "",
                     resume_after_sequence: int = 0) -> AsyncIterator[pb.AvailabilityUpdate]:

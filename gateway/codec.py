@@ -12,6 +12,9 @@ from engine.model import (
     AvailabilityResult,
     Commit,
     Explanation,
+    FenceItem,
+    FenceResult,
+    FenceShown,
     GetAvailability,
     ItemRef,
     Movement,
@@ -23,8 +26,10 @@ from engine.model import (
     Reserve,
     ReserveLine,
     ReserveResult,
+    SettleFences,
 )
 from engine.normalize import RawMovement
+from engine.validation import ValidationError
 
 # The core's enums carry the wire numbers, so results convert without a table; only the
 # inbound movement type needs one, to keep an unknown number for validation to name.
@@ -121,6 +126,23 @@ def availability_query(request: pb.GetAvailabilityRequest) -> GetAvailability:
 
 # ---- results -> responses ---------------------------------------------------------------
 # A None status or state (only on refused results) becomes the wire's 0, UNSPECIFIED.
+
+
+def fence_command(request: pb.FenceChannelRequest) -> FenceShown | SettleFences:
+    """The FenceShown or SettleFences a FenceChannel request asks for."""
+    if request.action == pb.FENCE_ACTION_SHOWN:
+        return FenceShown(request.channel, tuple(FenceItem(item.sku, item.location, item.units)
+                                                 for item in request.items),
+                          request.publish_seq)
+    if request.action == pb.FENCE_ACTION_SETTLE:
+        if request.items:
+            raise ValidationError("items", "must be empty with FENCE_ACTION_SETTLE")
+        return SettleFences(request.channel, request.publish_seq)
+    raise ValidationError("action", "must be FENCE_ACTION_SHOWN or FENCE_ACTION_SETTLE")
+
+
+def fence_response(result: FenceResult) -> pb.FenceChannelResponse:
+    return pb.FenceChannelResponse(rows=result.rows, skipped=result.skipped)
 
 
 def reserve_response(result: ReserveResult) -> pb.ReserveResponse:

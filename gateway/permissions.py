@@ -61,8 +61,10 @@ RULES: MappingProxyType[str, MappingProxyType[str, Check]] = MappingProxyType({
         # Batch carries only reserve, commit and release: the checkout client's coalescing.
         "Batch": _allowed,
     }),
+    # FenceChannel: a channel's publisher fences what it shows that channel, and no other's.
     "channel": MappingProxyType({"GetAvailability": _own_channel_unexplained,
-                                 "WatchAvailability": _own_channel}),
+                                 "WatchAvailability": _own_channel,
+                                 "FenceChannel": _own_channel}),
     "source": MappingProxyType({"ApplyMovements": _own_source}),
     "admin": MappingProxyType({}),
 })

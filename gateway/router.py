@@ -16,7 +16,10 @@ from engine.model import (
     AvailabilityResult,
     Command,
     Commit,
+    FenceResult,
+    FenceShown,
     GetAvailability,
+    ItemRef,
     Movement,
     MovementResult,
     Outcome,
@@ -25,6 +28,7 @@ from engine.model import (
     Reserve,
     ReserveResult,
     Result,
+    SettleFences,
 )
 from engine.normalize import RawMovement, normalize_movements
 from engine.partition_host import wall_clock_ms
@@ -32,6 +36,7 @@ from engine.routing import partition_of
 from engine.validation import (
     ValidationError,
     validate_commit,
+    validate_fence,
     validate_get_availability,
     validate_movement_count,
     validate_movements,
@@ -192,6 +197,41 @@ class Router:
             for index, item in zip(indexes, answer.items, strict=True):
                 items[index] = item
         return AvailabilityResult(Outcome.OK, tuple(items))
+
+    async def fence_channel(self, command: FenceShown | SettleFences,
+                            deadline: float | None = None) -> FenceResult:
+        """A FenceShown to the partitions of its items, or a SettleFences to every partition;
+        the rows whose fence moved, summed (`skipped` when any partition skipped a settle)."""
+        validate_fence(command, self.config.requests)
+        self.check_channel(command.channel)
+        channel = self.config.channels.get(command.channel)
+        if not channel.ring_fence:
+            raise ValidationError("channel", f"{channel.name!r} is not ring-fenced "
+                                             "(ring_fence = true)")
+        if type(command) is SettleFences:
+            parts = [(p, command) for p in range(self.partitions.count)]
+        else:
+            await self._check_known(command.items, deadline)
+            parts = [(p, command._replace(items=tuple(command.items[i] for i in indexes)))
+                     for p, indexes in self._by_partition(
+                         item.sku for item in command.items).items()]
+        answers = await asyncio.gather(*(self._submit_later(p, part, deadline)
+                                         for p, part in parts))
+        for answer in answers:
+            if answer.outcome is not Outcome.OK:  # rules in force at a partition differ
+                return answer
+        return FenceResult(Outcome.OK, sum(answer.rows for answer in answers),
+                           any(answer.skipped for answer in answers))
+
+    async def _check_known(self, items, deadline: float | None) -> None:
+        """Refuse a fence naming a SKU-location no partition has, before any part applies:
+        rows are never removed, so what is known now is known when the parts arrive."""
+        refs = tuple(ItemRef(item.sku, item.location) for item in items)
+        found = await self.get_availability(GetAvailability(refs), deadline)
+        for index, item in enumerate(found.items):
+            if not item.known:
+                raise ValidationError(f"items[{index}]", f"{item.sku!r} at {item.location!r} "
+                                                         "is not a known SKU-location")
 
     def check_channel(self, name: str) -> None:
         """Refuse a channel the rules do not name ("" is `default`)."""

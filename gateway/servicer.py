@@ -126,6 +126,15 @@ class AvailabilityServicer(pb_grpc.AvailabilityServiceServicer):
         # Each movement's refusal is in its own result; only the request can fail the call.
         return codec.movements_response(await self._unary(context, settle(work)))
 
+    async def FenceChannel(self, request, context):
+        await _correlate(context)
+        try:
+            command = codec.fence_command(request)
+        except ValidationError as error:
+            await context.abort(StatusCode.INVALID_ARGUMENT, str(error))
+        work = self.router.fence_channel(command, deadline_of(context))
+        return await self._unary(context, self._encode_when_done(work, codec.fence_response))
+
     async def WatchAvailability(self, request, context):
         await _correlate(context)
         try:

@@ -19,7 +19,10 @@ def target_figures(recorder: Recorder, facts: RunFacts, skus: Sequence[str],
                        for sku in set(harness_oversold) | set(readback_oversold)}
     expected = oversell.expected_readback(recorder.holds, facts.read_from_s, facts.read_to_s)
     latency = {kind: histogram.summary() for kind, histogram in recorder.latency.items()}
-    ops_per_s = recorder.ops / facts.run_s if facts.run_s else 0.0
+    if facts.saturated_s:  # the closed curve: throughput while buyers were still waiting
+        ops_per_s = facts.saturated_ops / facts.saturated_s
+    else:
+        ops_per_s = recorder.ops / facts.run_s if facts.run_s else 0.0
     return {
         "status": "ok",
         "ops": recorder.ops,
@@ -45,10 +48,14 @@ def target_figures(recorder: Recorder, facts: RunFacts, skus: Sequence[str],
         "units_granted_peak": sum(oversell.peak_live_units(recorder.holds).values()),
         "readback_problems": oversell.readback_problems(expected, facts.read)[:20],
         "run_s": round(facts.run_s, 3),
+        "saturated_s": round(facts.saturated_s, 3),
         "latency": latency,
         "latency_curve_ms": {kind: histogram.curve()
                              for kind, histogram in recorder.latency.items()},
         "throughput_per_s": list(recorder.ops_by_second),
+        "latency_per_s": [{"p50_ms": second.percentile_ms(50),
+                           "p99_ms": second.percentile_ms(99)}
+                          for second in recorder.latency_by_second],
         "errors_per_s": list(recorder.errors_by_second),
         "divergence": divergence(recorder.holds, facts.samples, skus),
         "phases": {name: tally.summary() for name, tally in recorder.phases.items()},

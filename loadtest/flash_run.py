@@ -12,7 +12,7 @@ from loadtest import oversell
 from loadtest.progress import ProgressBar
 from loadtest.recorder import Recorder
 from loadtest.targets import HoldAnswer, Target, TransientError
-from loadtest.workload import Buyer, WorkloadSpec
+from loadtest.workload import CLOSED, Buyer, WorkloadSpec
 
 # A fault to inject during a run: seconds after the start, its name, and what it does
 # (returns a line saying what was done).
@@ -46,6 +46,10 @@ class RunFacts:
     read_from_s: float = 0.0
     read_to_s: float = 0.0
     faults: list[dict] = field(default_factory=list)
+    # The closed curve: how long buyers were still waiting to begin, and the operations
+    # answered by then (the target's saturated throughput; the tail after it is not).
+    saturated_s: float = 0.0
+    saturated_ops: int = 0
 
 
 class FlashRun:
@@ -80,7 +84,8 @@ class FlashRun:
                    asyncio.create_task(self._progress_forever(bar)),
                    *(asyncio.create_task(self._inject(fault)) for fault in self._faults)]
         try:
-            await self._dispatch()
+            await (self._dispatch_closed() if self._spec.arrival == CLOSED
+                   else self._dispatch())
         finally:
             for helper in helpers:
                 helper.cancel()
@@ -105,7 +110,7 @@ class FlashRun:
             now_s = self._now()
             while (index < len(buyers) and buyers[index].arrive_s <= now_s
                    and len(live) < self._settings.buyers_live_max):
-                task = asyncio.create_task(self._buyer(buyers[index]))
+                task = asyncio.create_task(self._buyer(buyers[index], buyers[index].arrive_s))
                 live.add(task)
                 task.add_done_callback(live.discard)
                 index += 1
@@ -119,14 +124,37 @@ class FlashRun:
         if live:
             await asyncio.gather(*live)
 
-    async def _buyer(self, buyer: Buyer) -> None:
+    async def _dispatch_closed(self) -> None:
+        """Begin a buyer each time a Reserve is answered, at most requests_in_flight_max
+        Reserves outstanding, until the buyers run out or the duration has passed."""
+        slots = asyncio.Semaphore(self._settings.requests_in_flight_max)
+        live: set[asyncio.Task] = set()
+        for index, buyer in enumerate(self._buyers):
+            await slots.acquire()
+            if self._now() >= self._spec.duration_s:
+                break
+            task = asyncio.create_task(self._buyer(buyer, self._now(), slots.release))
+            live.add(task)
+            task.add_done_callback(live.discard)
+            self._arrived = index + 1
+        self.facts.saturated_s = self._now()
+        self.facts.saturated_ops = self.recorder.ops
+        if live:
+            await asyncio.gather(*live)
+
+    async def _buyer(self, buyer: Buyer, scheduled_s: float,
+                     reserve_answered: Callable[[], None] = lambda: None) -> None:
         """Reserve the cart; if held, think, then commit, release, or let the hold be."""
         key = f"{self._key_prefix}-b{buyer.index}"
         lines = [(self._skus[sku], units) for sku, units in buyer.lines]
         ttl_s = self._spec.hold_ttl_s
-        reserved = await self._attempts(
-            "reserve", buyer.arrive_s,
-            lambda timeout_s: self._target.reserve(f"{key}-reserve", lines, ttl_s, timeout_s))
+        try:
+            reserved = await self._attempts(
+                "reserve", scheduled_s,
+                lambda timeout_s: self._target.reserve(f"{key}-reserve", lines, ttl_s,
+                                                       timeout_s))
+        finally:
+            reserve_answered()
         if reserved is None:
             return
         first_sent_s, answer = reserved

@@ -21,7 +21,7 @@ from loadtest.engine_process import running_engine
 from loadtest.flash_run import FlashRun, RunSettings
 from loadtest.recorder import Recorder
 from loadtest.targets import TargetUnavailable
-from loadtest.workload import WorkloadSpec, build_buyers, sku_names
+from loadtest.workload import CLOSED, WorkloadSpec, build_buyers, sku_names
 
 TARGETS = ("engine", "redis_lua", "postgres")
 POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -189,6 +189,9 @@ def summary_lines(document: dict) -> list[str]:
         lines.append(f"{key}: " + ("not measured" if value is None else
                                    f"{value:.2f} (target >= {goal:g}: "
                                    f"{'met' if value >= goal else 'MISSED'})"))
+    if document["workload"]["arrival"] != CLOSED:
+        lines.append("(an open arrival curve credits a target that keeps up with the offered "
+                     "rate, not its capacity: compare capacity with --arrival closed)")
     if "chaos" in document:
         for name, cost in document["chaos"]["costs"].items():
             lines.append(f"chaos {name}: {cost['what']}; {cost['attempt_errors']} attempt "

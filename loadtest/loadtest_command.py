@@ -62,7 +62,10 @@ def _add_flash_sale(parser: argparse.ArgumentParser, env) -> None:
                         help=f"units on hand per SKU (default {defaults.stock})")
     parser.add_argument("--arrival", default=defaults.arrival, choices=ARRIVALS,
                         help="arrival curve: flat, ramp (rising linearly) or spike (60%% of "
-                             "buyers within 10%% of the run, from 20%% in) (default spike)")
+                             "buyers within 10%% of the run, from 20%% in) or closed (every "
+                             "buyer waiting from the start, a new one begun as each Reserve "
+                             "is answered: each target at its capacity; the run ends when "
+                             "the buyers or --duration run out) (default spike)")
     parser.add_argument("--cart-mix", default="1:70,2:20,3:10", metavar="SIZE:WEIGHT,...",
                         help="cart sizes in units with their weights (default 1:70,2:20,3:10)")
     parser.add_argument("--commit-ratio", type=float, default=defaults.commit_ratio,

@@ -41,6 +41,8 @@ class Recorder:
         self.counts: Counter[str] = Counter()
         self.phases: dict[str, PhaseTally] = {}
         self.ops_by_second: list[int] = []
+        # Latency of the operations answered in each second: how a fault or a spike moved it.
+        self.latency_by_second: list[LatencyHistogram] = []
         self.errors_by_second: list[int] = []
         self.holds: list[HoldRecord] = []
         self.first_error = ""
@@ -58,6 +60,10 @@ class Recorder:
         phase.latency.record_s(latency_s)
         phase.ops += 1
         _bump(self.ops_by_second, done_s)
+        second = max(0, math.floor(done_s))
+        while second >= len(self.latency_by_second):
+            self.latency_by_second.append(LatencyHistogram())
+        self.latency_by_second[second].record_s(latency_s)
 
     def attempt_failed(self, at_s: float, error: BaseException) -> None:
         """One attempt ended in an error (it may be retried)."""
@@ -67,7 +73,11 @@ class Recorder:
         self.first_error = self.first_error or f"{type(error).__name__}: {error}"
 
     def _phase(self, at_s: float) -> PhaseTally:
-        return self.phases.setdefault(self._phase_of(at_s), PhaseTally())
+        name = self._phase_of(at_s)
+        phase = self.phases.get(name)
+        if phase is None:  # not setdefault: a tally holds an HDR histogram, costly to build
+            phase = self.phases[name] = PhaseTally()
+        return phase
 
     @property
     def ops(self) -> int:

@@ -42,8 +42,8 @@ def _ran(document: Mapping, name: str) -> bool:
 
 
 def flash_figures(document: Mapping) -> list[tuple[str, bytes]]:
-    """Throughput over time, latency percentiles, oversells and divergence, one series per
-    target that ran."""
+    """Throughput and latency over time, latency percentiles, oversells and divergence, one
+    series per target that ran."""
     plt = _pyplot()
     names = [name for name in FLASH_TARGETS if _ran(document, name)]
     figures = []
@@ -72,6 +72,18 @@ def flash_figures(document: Mapping) -> list[tuple[str, bytes]]:
              title="Latency percentiles, all operations (HDR histogram)")
     axes.legend()
     figures.append(("Latency percentiles from the HDR histogram", _png(figure)))
+
+    figure, axes = plt.subplots(figsize=FIGURE_INCHES)
+    for name in names:
+        seconds = document[name]["latency_per_s"]
+        for field, style in (("p50_ms", "--"), ("p99_ms", "-")):
+            axes.plot([second[field] for second in seconds], style, color=COLOURS[name],
+                      label=f"{name} {field[:3]}")
+    axes.set_yscale("log")
+    axes.set(xlabel="seconds into the run (by answer)", ylabel="latency (ms)",
+             title="Latency over time: p50 and p99 of each second's answers")
+    axes.legend(fontsize=7)
+    figures.append(("Latency over time (HDR histogram per second)", _png(figure)))
 
     figure, axes = plt.subplots(figsize=FIGURE_INCHES)
     width = 0.38

@@ -22,6 +22,8 @@ from engine.erp_plan import Window, plan_window
 from engine.journal import LedgerEntry
 from engine.model import (
     Commit,
+    FenceItem,
+    FenceShown,
     GetAvailability,
     ItemRef,
     Movement,
@@ -31,6 +33,7 @@ from engine.model import (
     ReservationStatus,
     Reserve,
     ReserveLine,
+    SettleFences,
 )
 from engine.model import MovementType as MT
 from engine.partition_host import PartitionHost
@@ -51,15 +54,24 @@ READ_ITEMS_MAX = 500  # items per GetAvailability, the request limit
 def retail_rules(config: RetailConfig, webhook_urls: Sequence[str] = ()) -> ChannelRules:
     """The storefront reserves from the DCs; each marketplace sells the DCs' stock, hears of
     it by webhook on its cadence, and is shown less of what sells fast: velocity buffers
-    whose lag is its feed lag plus one cadence."""
+    whose lag is its feed lag plus one cadence. Each marketplace is ring-fenced: what a
+    feed shows it stays its own until that lag has passed (fence_hold_s defaults to it).
+    A fence keeps whatever a channel is shown, so each marketplace is shown (allocated)
+    only its share of the day's online demand, as an allocation rule would; without it
+    the first marketplace to publish would fence nearly every unit."""
     urls = list(webhook_urls) or [f"http://{market}.sim/feed" for market in MARKETS]
+    online_orders = (config.web_carts_per_day * (1 - config.abandon_rate)
+                     + sum(config.market_orders_per_day))
     markets = tuple(
         Channel(market, locations=("dc-*",),
+                share_percent=round(100 * per_day / online_orders, 1),
                 publish=Publish(WEBHOOK, url, cadence_min * 60, 1_000.0),
                 velocity=Velocity(half_life_s=1_800.0, lag_s=(cadence_min + lag_min) * 60,
-                                  max_units=50, max_percent=100.0))
-        for market, url, cadence_min, lag_min in zip(
-            MARKETS, urls, config.market_cadence_min, config.market_feed_lag_min))
+                                  max_units=50, max_percent=100.0),
+                ring_fence=True)
+        for market, url, cadence_min, lag_min, per_day in zip(
+            MARKETS, urls, config.market_cadence_min, config.market_feed_lag_min,
+            config.market_orders_per_day))
     return ChannelRules((Channel(DEFAULT), Channel(WEB, locations=("dc-*",)), *markets))
 
 
@@ -67,6 +79,27 @@ def movement(move: Move) -> Movement:
     return Movement(move.event_id, move.source, move.kind, move.sku, move.location, move.units,
                     occurred_at_unix_ms=START_MS + round(move.occurred_s * 1000),
                     order_ref=move.order_ref)
+
+
+class RouterFences:
+    """A publisher's fences raised and settled through the Router, as the gateway does for
+    the FenceChannel RPC."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def shown(self, channel: str, items: list[tuple[str, str, int]],
+                    publish_seq: int) -> None:
+        await self._checked(FenceShown(channel, tuple(FenceItem(*item) for item in items),
+                                       publish_seq))
+
+    async def settle(self, channel: str, publish_seq: int) -> None:
+        await self._checked(SettleFences(channel, publish_seq))
+
+    async def _checked(self, command) -> None:
+        answer = await self._router.fence_channel(command)
+        if answer.outcome is not Outcome.OK:
+            raise RuntimeError(f"{type(command).__name__} refused: {answer.message}")
 
 
 class InProcessEngine:
@@ -90,7 +123,7 @@ class InProcessEngine:
         self.publishers = {market: ChannelPublisher(
             rules.get(market), self._poster(market), NoAckStore(), clock_s=self.clock.s,
             wall_ms=self.clock.ms, sleep=self.clock.sleep, jitter=lambda: 0.5,
-            run_id=market) for market in MARKETS}
+            run_id=market, fences=RouterFences(self.router)) for market in MARKETS}
         self.feeds = {market: SimFeed(self.router, publisher, self.clock, market)
                       for market, publisher in self.publishers.items()}
         self.ledger = Ledger(":memory:")
@@ -140,6 +173,7 @@ class InProcessEngine:
         for host in self.hosts:
             host.sweep()
         for market, feed in self.feeds.items():
+            await self.publishers[market].settle_due()
             await feed.poll()
             cadence_s = self.publishers[market].channel.publish.cadence_s
             if now_s - self._flushed_s[market] >= cadence_s:

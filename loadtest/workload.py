@@ -7,7 +7,10 @@ import itertools
 import random
 from dataclasses import dataclass
 
-ARRIVALS = ("flat", "ramp", "spike")
+ARRIVALS = ("flat", "ramp", "spike", "closed")
+# "closed" is the saturating curve: every buyer is waiting at the start and a new one
+# begins as soon as a Reserve is answered, so each target runs at its own capacity.
+CLOSED = "closed"
 OUTCOMES = ("commit", "release", "expire", "keep")
 # The spike: this share of the buyers arrive within SPIKE_WIDTH of the duration, starting at
 # SPIKE_AT of it (the sale opens); the rest arrive evenly over the whole duration.
@@ -101,6 +104,8 @@ def sku_names(run_id: str, count: int) -> list[str]:
 
 def arrival_offset_s(arrival: str, duration_s: float, rng: random.Random) -> float:
     """One buyer's arrival, seconds after the start, drawn from the curve's distribution."""
+    if arrival == CLOSED:
+        return 0.0
     if arrival == "ramp":  # the rate rises linearly from 0: CDF (t/D)^2
         return duration_s * rng.random() ** 0.5
     if arrival == "spike" and rng.random() < SPIKE_SHARE:

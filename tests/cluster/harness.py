@@ -72,9 +72,11 @@ def engine_on(cluster, actors: int) -> Iterator[Engine]:
         # One actor per node, so losing a worker node loses an actor whatever SPREAD
         # would have chosen (it may put every zero-CPU actor on one node).
         nodes = [cluster.head_node, *cluster.worker_nodes]
+        node_ids = [node.node_id for node in nodes]
         handles = start_partitions(actors, namespace, durability,
-                                   virtual_partitions=VIRTUAL_PARTITIONS,
-                                   node_ids=[node.node_id for node in nodes])
+                                   virtual_partitions=VIRTUAL_PARTITIONS, node_ids=node_ids)
+        asyncio.run(until(lambda: _placed(handles, node_ids), LOAD_TIMEOUT_S,
+                          "every actor on its own node"))
         maps = PartitionMapStore(connect(REDIS_URL), namespace)
         partitions = RayPartitions(handles, partition_map=maps.load(),
                                    maps=RedisMapSource(REDIS_URL, namespace),
@@ -83,6 +85,23 @@ def engine_on(cluster, actors: int) -> Iterator[Engine]:
                      Router(partitions, GatewayConfig()), maps)
     finally:
         forget_keys(REDIS_URL, namespace)
+
+
+async def _placed(handles: list, node_ids: list[str]) -> bool:
+    """Whether actor i runs on node_ids[i]; restarts those that do not. The preference is
+    soft (so Ray may restart an actor elsewhere when its node dies), and a node the
+    scheduler has not heard of yet is passed over; a restart places the actor again."""
+    import ray
+
+    try:
+        found = await statuses(handles)
+    except ray.exceptions.RayActorError:  # one we restarted is not back yet
+        return False
+    misplaced = [handle for actor, (handle, status) in enumerate(zip(handles, found, strict=True))
+                 if status["node_id"] != node_ids[actor % len(node_ids)]]
+    for handle in misplaced:
+        ray.kill(handle, no_restart=False)
+    return not misplaced
 
 
 async def statuses(handles: list, timeout_s: float = 60.0) -> list[dict]:

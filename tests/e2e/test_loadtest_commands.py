@@ -40,8 +40,24 @@ def test_flash_sale_measures_three_targets_and_never_oversells_the_engine(serve,
     assert engine["oversold"] == 0 and engine["readback_problems"] == []
     assert engine["held"] > 0 and engine["rejected"] > 0  # 600 buyers for 150 units
     assert figures["postgres"]["status"] in ("ok", "skipped")
-    assert report_path.read_text().count("data:image/png;base64,") == 4
+    assert report_path.read_text().count("data:image/png;base64,") == 5
     assert "engine_vs_redis_lua" in done.stdout
+
+
+def test_flash_sale_closed_curve_rates_each_target_at_its_own_pace(serve, tmp_path):
+    """The saturating curve against the running engine and Redis+Lua: buyers are begun as
+    Reserves are answered, throughput is taken over that window, and nothing oversells."""
+    figures_path = tmp_path / "closed.json"
+    done = loadtest("flash-sale", *SMALL_SALE, "--arrival", "closed", "--targets",
+                    "engine,redis_lua", "--target", serve.target, "--redis-url", REDIS_URL,
+                    "--json", str(figures_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(figures_path.read_text())
+    for name in ("engine", "redis_lua"):
+        assert figures[name]["saturated_s"] > 0 and figures[name]["ops_per_s"] > 0, name
+        assert figures[name]["oversold"] == 0, name
+    assert figures["engine"]["held"] > 0 and figures["engine"]["rejected"] > 0
+    assert "open arrival curve" not in done.stdout
 
 
 def test_flash_sale_refuses_bad_options_naming_them():

@@ -79,6 +79,13 @@ _REQUESTS = {
     "ApplyMovements": st.builds(pb.ApplyMovementsRequest,
                                 movements=st.lists(_movement, max_size=4)),
     "WatchAvailability": st.builds(pb.WatchAvailabilityRequest, channel=_text),
+    "FenceChannel": st.builds(pb.FenceChannelRequest, channel=_text,
+                              action=st.integers(0, 3),
+                              publish_seq=st.integers(0, 2**64 - 1),
+                              items=st.lists(st.builds(pb.FenceItem,
+                                                       sku=st.sampled_from(SKUS),
+                                                       location=st.sampled_from(LOCATIONS),
+                                                       units=_quantity), max_size=4)),
     "Batch": st.builds(pb.BatchRequest, commands=st.lists(st.one_of(
         st.builds(pb.BatchCommand, reserve=_reserve), st.builds(pb.BatchCommand, commit=_commit),
         st.builds(pb.BatchCommand, release=_release), st.just(pb.BatchCommand())), max_size=4)),

@@ -6,6 +6,8 @@ import base64
 import json
 import re
 
+import pytest
+
 from loadtest import chaos, flash_results, report
 from loadtest.flash_run import RunFacts
 from loadtest.oversell import HoldRecord
@@ -35,6 +37,9 @@ def test_target_figures_hold_the_issue_fields_and_the_series():
     assert (figures["held"], figures["rejected"], figures["committed"]) == (2, 1, 1)
     assert figures["oversold"] == 0 and figures["readback_problems"] == []
     assert figures["throughput_per_s"] == [3, 1] and figures["errors_per_s"] == [0, 1]
+    # Second 0 answered three reserves of 5, 5 and 100 ms; second 1 the 10 ms commit.
+    assert [s["p99_ms"] for s in figures["latency_per_s"]] == [pytest.approx(100, rel=0.01),
+                                                               pytest.approx(10, rel=0.01)]
     assert figures["p99_ms"] > figures["p50_ms"] > 0
     assert [p["divergence_units"] for p in figures["divergence"]] == [0, 0]
     json.dumps(figures)  # the JSON holds the same figures as the report
@@ -65,7 +70,7 @@ def test_flash_page_is_self_contained_with_embedded_pngs():
     document["ratios"] = flash_results.ratios(document)
     page = report.flash_page(document)
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
-    assert len(images) == 4
+    assert len(images) == 5
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert "http://" not in page and "https://" not in page
     assert "PostgreSQL unreachable" in page

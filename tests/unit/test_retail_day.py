@@ -93,12 +93,14 @@ async def test_point_to_point_erp_subtracts_a_late_till_sale_already_in_a_count(
 
 
 async def test_a_short_day_oversells_through_the_baseline_and_never_through_the_engine():
-    """The same seeded day: the engine honours no order without a unit on the shelf
-    and its storefront never oversells; the baseline oversells."""
+    """The same seeded day: the engine oversells nothing (ring-fenced marketplaces keep what
+    they were shown), so honours no order without a unit on the shelf; the baseline
+    oversells."""
     config = dataclasses.replace(RetailConfig(), hours_simulated=24.0, stores=8, skus=8,
                                  counts_per_hour=10, sample_every_s=3_600.0, partitions=2)
     engine = await RetailDay(config, InProcessEngine(config)).run()
     baseline = await RetailDay(config, PointToPoint(config)).run()
+    assert engine["oversold_units"] == 0
     assert engine["oversold_honoured_units"] == 0
     assert engine["channels"][WEB]["oversold_units"] == 0
     assert engine["rejected_movements"] == []

@@ -61,6 +61,12 @@ class UpdateKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UPDATE_KIND_SNAPSHOT: _ClassVar[UpdateKind]
     UPDATE_KIND_SNAPSHOT_COMPLETE: _ClassVar[UpdateKind]
     UPDATE_KIND_CHANGE: _ClassVar[UpdateKind]
+
+class FenceAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FENCE_ACTION_UNSPECIFIED: _ClassVar[FenceAction]
+    FENCE_ACTION_SHOWN: _ClassVar[FenceAction]
+    FENCE_ACTION_SETTLE: _ClassVar[FenceAction]
 RESERVATION_STATUS_UNSPECIFIED: ReservationStatus
 RESERVATION_STATUS_HELD: ReservationStatus
 RESERVATION_STATUS_PARTIALLY_HELD: ReservationStatus
@@ -98,6 +104,9 @@ UPDATE_KIND_UNSPECIFIED: UpdateKind
 UPDATE_KIND_SNAPSHOT: UpdateKind
 UPDATE_KIND_SNAPSHOT_COMPLETE: UpdateKind
 UPDATE_KIND_CHANGE: UpdateKind
+FENCE_ACTION_UNSPECIFIED: FenceAction
+FENCE_ACTION_SHOWN: FenceAction
+FENCE_ACTION_SETTLE: FenceAction
 
 class ReserveLine(_message.Message):
     __slots__ = ("sku", "location", "quantity")
@@ -406,3 +415,33 @@ class BatchResult(_message.Message):
     commit: CommitResponse
     release: ReleaseResponse
     def __init__(self, status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., reserve: _Optional[_Union[ReserveResponse, _Mapping]] = ..., commit: _Optional[_Union[CommitResponse, _Mapping]] = ..., release: _Optional[_Union[ReleaseResponse, _Mapping]] = ...) -> None: ...
+
+class FenceItem(_message.Message):
+    __slots__ = ("sku", "location", "units")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    location: str
+    units: int
+    def __init__(self, sku: _Optional[str] = ..., location: _Optional[str] = ..., units: _Optional[int] = ...) -> None: ...
+
+class FenceChannelRequest(_message.Message):
+    __slots__ = ("channel", "action", "publish_seq", "items")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    action: FenceAction
+    publish_seq: int
+    items: _containers.RepeatedCompositeFieldContainer[FenceItem]
+    def __init__(self, channel: _Optional[str] = ..., action: _Optional[_Union[FenceAction, str]] = ..., publish_seq: _Optional[int] = ..., items: _Optional[_Iterable[_Union[FenceItem, _Mapping]]] = ...) -> None: ...
+
+class FenceChannelResponse(_message.Message):
+    __slots__ = ("rows", "skipped")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    skipped: bool
+    def __init__(self, rows: _Optional[int] = ..., skipped: _Optional[bool] = ...) -> None: ...

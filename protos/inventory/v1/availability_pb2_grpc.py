@@ -70,6 +70,11 @@ class AvailabilityServiceStub:
                 request_serializer=inventory_dot_v1_dot_availability__pb2.BatchRequest.SerializeToString,
                 response_deserializer=inventory_dot_v1_dot_availability__pb2.BatchResponse.FromString,
                 _registered_method=True)
+        self.FenceChannel = channel.unary_unary(
+                '/inventory.v1.AvailabilityService/FenceChannel',
+                request_serializer=inventory_dot_v1_dot_availability__pb2.FenceChannelRequest.SerializeToString,
+                response_deserializer=inventory_dot_v1_dot_availability__pb2.FenceChannelResponse.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -126,6 +131,14 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FenceChannel(self, request, context):
+        """Raises a ring-fenced channel's fences to the figures it is about to be shown, or
+        settles them once it has had time to apply its newest feed (the channel publisher's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +176,11 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=inventory_dot_v1_dot_availability__pb2.BatchRequest.FromString,
                     response_serializer=inventory_dot_v1_dot_availability__pb2.BatchResponse.SerializeToString,
+            ),
+            'FenceChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.FenceChannel,
+                    request_deserializer=inventory_dot_v1_dot_availability__pb2.FenceChannelRequest.FromString,
+                    response_serializer=inventory_dot_v1_dot_availability__pb2.FenceChannelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +373,33 @@ class AvailabilityService:
             '/inventory.v1.AvailabilityService/Batch',
             inventory_dot_v1_dot_availability__pb2.BatchRequest.SerializeToString,
             inventory_dot_v1_dot_availability__pb2.BatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FenceChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inventory.v1.AvailabilityService/FenceChannel',
+            inventory_dot_v1_dot_availability__pb2.FenceChannelRequest.SerializeToString,
+            inventory_dot_v1_dot_availability__pb2.FenceChannelResponse.FromString,
             options,
             channel_credentials,
             insecure,
