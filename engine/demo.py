@@ -49,7 +49,11 @@ def demo_tokens() -> dict[str, tuple[str, str, dict[str, str]]]:
 
 def channels_toml(config: RetailConfig, urls: dict[str, str], speed: float) -> str:
     """The storefront's channel and the two marketplaces', published to their webhooks on
-    their cadences (scaled to wall time), with velocity buffers over feed lag + cadence."""
+    their cadences (scaled to wall time), with velocity buffers over feed lag + cadence,
+    ring-fenced, each allocated its share of the online orders (as in retail-day)."""
+    from loadtest.retail_engine import market_shares
+
+    shares = market_shares(config)
     tables = [f'[[channels]]\nname = "{WEB}"\nlocations = ["dc-*"]\n']
     for market, cadence_min, lag_min in zip(MARKETS, config.market_cadence_min,
                                             config.market_feed_lag_min):
@@ -58,7 +62,7 @@ def channels_toml(config: RetailConfig, urls: dict[str, str], speed: float) -> s
             f'webhook_url = "{urls[market]}"\ncadence_s = {cadence_min * 60 / speed:g}\n'
             f'rate_limit_per_s = 10\nvelocity = {{ half_life_s = {1_800 / speed:g}, '
             f'lag_s = {(cadence_min + lag_min) * 60 / speed:g}, max_units = 50, '
-            f'max_percent = "100%" }}\n')
+            f'max_percent = "100%" }}\nshare = "{shares[market]:g}%"\nring_fence = true\n')
     return "\n".join(tables)
 
 

@@ -60,19 +60,24 @@ def retail_rules(config: RetailConfig, webhook_urls: Sequence[str] = ()) -> Chan
     only its share of the day's online demand, as an allocation rule would; without it
     the first marketplace to publish would fence nearly every unit."""
     urls = list(webhook_urls) or [f"http://{market}.sim/feed" for market in MARKETS]
-    online_orders = (config.web_carts_per_day * (1 - config.abandon_rate)
-                     + sum(config.market_orders_per_day))
+    shares = market_shares(config)
     markets = tuple(
-        Channel(market, locations=("dc-*",),
-                share_percent=round(100 * per_day / online_orders, 1),
+        Channel(market, locations=("dc-*",), share_percent=shares[market],
                 publish=Publish(WEBHOOK, url, cadence_min * 60, 1_000.0),
                 velocity=Velocity(half_life_s=1_800.0, lag_s=(cadence_min + lag_min) * 60,
                                   max_units=50, max_percent=100.0),
                 ring_fence=True)
-        for market, url, cadence_min, lag_min, per_day in zip(
-            MARKETS, urls, config.market_cadence_min, config.market_feed_lag_min,
-            config.market_orders_per_day))
+        for market, url, cadence_min, lag_min in zip(
+            MARKETS, urls, config.market_cadence_min, config.market_feed_lag_min))
     return ChannelRules((Channel(DEFAULT), Channel(WEB, locations=("dc-*",)), *markets))
+
+
+def market_shares(config: RetailConfig) -> dict[str, float]:
+    """Each marketplace's part of the day's online orders, in percent: its allocation."""
+    online_orders = (config.web_carts_per_day * (1 - config.abandon_rate)
+                     + sum(config.market_orders_per_day))
+    return {market: round(100 * per_day / online_orders, 1)
+            for market, per_day in zip(MARKETS, config.market_orders_per_day)}
 
 
 def movement(move: Move) -> Movement:
