@@ -58,10 +58,6 @@ class ChannelBook:
 
     # ---- fences of ring-fenced channels ---------------------------------------------------
 
-    @property
-    def fenced_channels(self) -> tuple[str, ...]:
-        return tuple(self._fence_slot)
-
     def fence_slot(self, name: str) -> int | None:
         """The column of a ring-fenced channel, None for any other."""
         return self._fence_slot.get(name or DEFAULT)
